@@ -1,0 +1,147 @@
+"""HTTP entry point ``predict``: routing, CORS, JSON errors and one log line per request.
+
+Decoding (imaging.py), request parsing (inputs.py), the model (model.py) and storage
+(storage.py) live in their own modules. Nothing heavy happens at import time: gunicorn imports
+this file before it forks, and the model is loaded by the first request that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import flask
+import functions_framework
+
+import imaging
+import inputs
+import logs
+import model
+import web
+from config import Settings
+
+SETTINGS = Settings.from_env()
+MODEL = model.LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
+ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def _json(body: dict, status: int = 200, headers: dict | None = None) -> flask.Response:
+    response = flask.Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
+    response.headers.update(headers or {})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> flask.Response:
+    return _json({"error": {"code": code, "message": message}}, status, headers)
+
+
+def _classify(request: flask.Request) -> flask.Response:
+    data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
+    imaging.open_image(data, SETTINGS.max_image_pixels)  # reject non-images before touching the model
+    try:
+        predictor = MODEL.get()
+    except model.ModelUnavailable as exc:
+        raise HttpError(503, exc.code, "The model is not available right now; retry shortly.", {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
+    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels))
+    return _json(
+        {
+            "genres": prediction.genres,
+            "scores": prediction.scores,
+            "model": predictor.manifest.describe(),
+            "thresholds": prediction.thresholds,
+            "result": prediction.genres,
+        }
+    )
+
+
+def _health() -> flask.Response:
+    """Readiness without forcing a load: a cold instance says so instead of loading for seconds."""
+    predictor = MODEL.loaded
+    if predictor is not None:
+        return _json({"status": "ready", "model": predictor.manifest.describe()})
+    error = MODEL.last_error
+    body = {"status": "failed" if error else "not_loaded", "model": None}
+    if error:
+        body["error"] = {"code": error.code, "message": error.message}
+    return _json(body)
+
+
+def _route(request: flask.Request) -> flask.Response:
+    method, path = request.method, request.path.rstrip("/") or "/"
+    if method == "OPTIONS":
+        return flask.Response(status=204)
+    if method in ("GET", "HEAD"):
+        if path == "/healthz":
+            return _health()
+        if path == "/openapi.yaml":
+            return web.openapi()
+        if path.startswith("/static/") and (asset := web.asset(path.removeprefix("/static/"))):
+            return asset
+        if path == "/" and request.accept_mimetypes.accept_html:
+            return web.page()
+        if path == "/":
+            raise HttpError(405, "method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", {"Allow": ALLOWED_METHODS})
+        raise HttpError(404, "not_found", f"No such resource: {path}.")
+    if method == "POST":
+        return _classify(request)
+    raise HttpError(405, "method_not_allowed", f"Method {method} is not allowed; POST an image.", {"Allow": ALLOWED_METHODS})
+
+
+def _cors(request: flask.Request, response: flask.Response) -> None:
+    origin = request.headers.get("Origin")
+    if "*" in SETTINGS.allowed_origins:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin and origin in SETTINGS.allowed_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers.add("Vary", "Origin")
+    response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+        response.headers["Access-Control-Allow-Headers"] = request.headers.get("Access-Control-Request-Headers", "Content-Type, X-Request-Id")
+        response.headers["Access-Control-Max-Age"] = "3600"
+
+
+@functions_framework.http
+def predict(request: flask.Request) -> flask.Response:
+    """Classify a posted movie poster; see README.md and openapi.yaml for the contract."""
+    started = time.perf_counter()
+    request_id = logs.request_id(request.headers)
+    error_code = None
+    try:
+        response = _route(request)
+    except (inputs.InputError, imaging.ImageError, HttpError) as exc:
+        status = getattr(exc, "status", 400)
+        error_code = exc.code
+        response = _error(status, exc.code, exc.message, getattr(exc, "headers", None))
+    except Exception as exc:  # a bug: answer JSON, log the type, never leak a stack trace
+        error_code = "internal"
+        logs.emit("ERROR", "unhandled exception", request_id=request_id, exception=exc.__class__.__name__)
+        response = _error(500, "internal", "Unexpected server error.")
+    _cors(request, response)
+    response.headers["X-Request-Id"] = request_id
+    predictor = MODEL.loaded
+    logs.emit(
+        "ERROR" if response.status_code >= 500 else "WARNING" if response.status_code >= 400 else "INFO",
+        f"{request.method} {request.path} {response.status_code}",
+        request_id=request_id,
+        status=response.status_code,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        model_version=predictor.manifest.version if predictor else None,
+        error_code=error_code,
+        httpRequest={
+            "requestMethod": request.method,
+            "requestUrl": request.path,
+            "status": response.status_code,
+            "requestSize": str(request.content_length or 0),
+            "userAgent": request.headers.get("User-Agent", "")[:200],
+            "latency": f"{time.perf_counter() - started:.4f}s",
+        },
+    )
+    return response

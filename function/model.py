@@ -1,0 +1,206 @@
+"""Model artifact -> thread-safe predictor, loaded lazily once per instance.
+
+The artifact is a directory or a ``gs://`` prefix with ``model.tflite`` and ``manifest.json``.
+TensorFlow is never imported here: LiteRT (``ai_edge_litert``) runs the model, with the frozen
+``tflite_runtime`` as a fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # pragma: no cover - exercised in the tflite-runtime environment
+    from tflite_runtime.interpreter import Interpreter
+
+from imaging import InputSpec
+
+MODEL_FILE = "model.tflite"
+MANIFEST_FILE = "manifest.json"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be served right now (HTTP 503); a later request retries the load."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The training/serving contract (see README): labels, thresholds, input spec, checksum."""
+
+    name: str
+    version: str
+    sha256: str
+    size_bytes: int
+    labels: tuple[str, ...]
+    thresholds: np.ndarray
+    input: InputSpec
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        try:
+            labels = tuple(str(label) for label in data["labels"])
+            thresholds = np.array([float(data["thresholds"][label]) for label in labels], dtype=np.float32)
+            manifest = cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                sha256=str(data["sha256"]).lower(),
+                size_bytes=int(data["size_bytes"]),
+                labels=labels,
+                thresholds=thresholds,
+                input=InputSpec.from_manifest(data["input"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelUnavailable("invalid_manifest", f"The model manifest is invalid: {exc!r}") from exc
+        if not labels or len(set(labels)) != len(labels) or not np.all((thresholds >= 0) & (thresholds <= 1)):
+            raise ModelUnavailable("invalid_manifest", "The model manifest has bad labels or thresholds.")
+        return manifest
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    genres: list[str]
+    scores: dict[str, float]
+    thresholds: dict[str, float]
+
+
+def verify(manifest: Manifest, model_bytes: bytes) -> None:
+    """Refuse a truncated or tampered model: size and sha256 must match the manifest."""
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if len(model_bytes) != manifest.size_bytes or digest != manifest.sha256:
+        raise ModelUnavailable(
+            "model_integrity",
+            f"Model file does not match its manifest (size {len(model_bytes)} vs {manifest.size_bytes}, sha256 {digest[:12]}...).",
+        )
+
+
+class Predictor:
+    """Runs the model. LiteRT interpreters are not thread-safe, so each call borrows one from a
+    small pool (one per concurrent request, at most ``pool_size``) and gives it back."""
+
+    def __init__(self, manifest: Manifest, model_bytes: bytes, pool_size: int = 2, num_threads: int = 1) -> None:
+        verify(manifest, model_bytes)
+        self.manifest = manifest
+        self._model = model_bytes
+        self._num_threads = num_threads
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.Semaphore(max(1, pool_size))
+        self._pool.put(self._new_interpreter())  # fail now, at load time, if the model is unusable
+
+    def _new_interpreter(self) -> Interpreter:
+        try:
+            interpreter = Interpreter(model_content=self._model, num_threads=self._num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailable("model_invalid", "The model file could not be loaded by the interpreter.") from exc
+        spec = self.manifest.input
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        if list(inp["shape"]) != [1, spec.height, spec.width, 3] or list(out["shape"]) != [1, len(self.manifest.labels)]:
+            raise ModelUnavailable("model_invalid", f"Model tensors {inp['shape']} -> {out['shape']} do not match the manifest.")
+        return interpreter
+
+    def scores(self, pixels: np.ndarray) -> np.ndarray:
+        """[1, H, W, 3] float32 0-255 -> per-label sigmoid scores."""
+        with self._slots:
+            try:
+                interpreter = self._pool.get_nowait()
+            except queue.Empty:
+                interpreter = self._new_interpreter()
+            try:
+                interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
+                interpreter.invoke()
+                return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].copy()
+            finally:
+                self._pool.put(interpreter)
+
+    def predict(self, pixels: np.ndarray) -> Prediction:
+        scores = self.scores(pixels)
+        order = np.argsort(-scores, kind="stable")
+        passed = [int(i) for i in order if scores[i] >= self.manifest.thresholds[i]]
+        genres = [self.manifest.labels[i] for i in (passed or [int(order[0])])]
+        labels = self.manifest.labels
+        return Prediction(
+            genres,
+            {label: round(float(s), 6) for label, s in zip(labels, scores)},
+            {label: round(float(t), 4) for label, t in zip(labels, self.manifest.thresholds)},
+        )
+
+
+def read_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
+    """(manifest dict, model bytes) from a local directory or a gs:// prefix."""
+    if uri.startswith("gs://"):
+        import storage  # imported only when used: keeps cold start light for local models
+
+        return storage.fetch_artifact(uri, deadline_s)
+    root = Path(uri)
+    try:
+        manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return manifest, (root / MODEL_FILE).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable("model_unreadable", f"Cannot read the model artifact at {uri}: {exc.__class__.__name__}.") from exc
+
+
+def load(uri: str, pool_size: int = 2, num_threads: int = 1, deadline_s: float = 30.0) -> Predictor:
+    manifest_data, model_bytes = read_artifact(uri, deadline_s)
+    return Predictor(Manifest.from_dict(manifest_data), model_bytes, pool_size, num_threads)
+
+
+class LazyModel:
+    """Loads the predictor on first use, under a lock, once per instance.
+
+    A failed load is not cached: the requests waiting on that attempt fail fast with it, and the
+    next request after them tries again.
+    """
+
+    def __init__(self, uri: str, pool_size: int = 2, num_threads: int = 1, deadline_s: float = 30.0) -> None:
+        self.uri = uri
+        self._args = (pool_size, num_threads, deadline_s)
+        self._lock = threading.Lock()
+        self._predictor: Predictor | None = None
+        self._failure: tuple[float, ModelUnavailable] | None = None
+        self.loads = 0
+
+    @property
+    def loaded(self) -> Predictor | None:
+        return self._predictor
+
+    @property
+    def last_error(self) -> ModelUnavailable | None:
+        return self._failure[1] if self._failure else None
+
+    def get(self) -> Predictor:
+        predictor = self._predictor
+        if predictor is not None:
+            return predictor
+        arrived = time.monotonic()
+        with self._lock:
+            if self._predictor is not None:
+                return self._predictor
+            if self._failure and self._failure[0] >= arrived:
+                raise self._failure[1]  # a load failed while this request waited for it
+            self.loads += 1
+            try:
+                self._predictor = load(self.uri, *self._args)
+            except Exception as exc:  # any load fault is a 503, never a crash
+                error = exc if isinstance(exc, ModelUnavailable) else ModelUnavailable("model_unavailable", f"Model load failed: {exc.__class__.__name__}.")
+                self._failure = (time.monotonic(), error)
+                raise error from exc
+            self._failure = None
+            return self._predictor

@@ -1,0 +1,94 @@
+"""fp16 TFLite export, manifest writing and the Keras-vs-TFLite parity check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from train import FUNCTION_DIR, imaging  # noqa: F401  (FUNCTION_DIR puts the function on sys.path)
+
+import model as serving  # the function's loader: the artifact is checked the way it is served  # noqa: E402
+
+MIN_DECISION_AGREEMENT = 0.99
+
+
+class ParityError(RuntimeError):
+    """The TFLite model does not decide like the Keras model it was converted from."""
+
+
+def to_tflite(model: keras.Model, height: int, width: int) -> bytes:
+    """Convert with weights stored as float16 (Optimize.DEFAULT + float16 target type)."""
+    # Through a SavedModel: converting a Keras 3 model's concrete function directly loses its
+    # variables (the .tflite comes out weightless and answers NaN - the parity check caught it).
+    with tempfile.TemporaryDirectory() as saved:
+        model.export(saved, format="tf_saved_model", input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="image")], verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
+def write_artifact(out: Path, tflite: bytes, manifest: dict) -> dict:
+    """Write model.tflite + manifest.json; sha256 and size are filled in from the bytes written."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / serving.MODEL_FILE).write_bytes(tflite)
+    manifest = {**manifest, "sha256": hashlib.sha256(tflite).hexdigest(), "size_bytes": len(tflite)}
+    (out / serving.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def base_manifest(name: str, version: str | None, labels: list[str], thresholds: np.ndarray, spec: imaging.InputSpec) -> dict:
+    created = datetime.now(timezone.utc)
+    return {
+        "name": name,
+        "version": version or created.strftime("%Y%m%d-%H%M%S"),
+        "created": created.isoformat(timespec="seconds"),
+        "labels": labels,
+        "thresholds": {label: round(float(t), 4) for label, t in zip(labels, thresholds)},
+        "input": {
+            "height": spec.height,
+            "width": spec.width,
+            "channels": 3,
+            "dtype": "float32",
+            "layout": "NHWC",
+            "range": [0, 255],
+            "resize": spec.resize,
+            "fit": "stretch",
+            "color": "RGB; alpha composited over white; EXIF orientation applied; first frame",
+            "normalization": "inside the model",
+        },
+    }
+
+
+def parity(keras_model: keras.Model, artifact_dir: Path, posters: list[bytes], keras_pixels: np.ndarray) -> dict:
+    """Keras on the training pipeline's pixels vs the artifact on the serving decode path.
+
+    ``keras_pixels`` are what training fed the model for these posters; the TFLite side starts from
+    the raw poster bytes and goes through the function's own decode and its own loader.
+    """
+    predictor = serving.load(str(artifact_dir))
+    spec, thresholds = predictor.manifest.input, predictor.manifest.thresholds
+    keras_scores = keras_model.predict(keras_pixels.astype(np.float32), batch_size=32, verbose=0)
+    lite_scores = np.stack([predictor.scores(imaging.decode(b, spec)) for b in tqdm(posters, desc="parity", unit="img")])
+    diff = np.abs(keras_scores - lite_scores)
+    top3 = lambda s: np.sort(np.argsort(-s, axis=1)[:, :3], axis=1)  # noqa: E731
+    keras_dec, lite_dec = keras_scores >= thresholds, lite_scores >= thresholds
+    result = {
+        "posters": len(posters),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "top3_agreement": float((top3(keras_scores) == top3(lite_scores)).all(axis=1).mean()),
+        "decision_agreement": float((keras_dec == lite_dec).mean()),
+        "poster_decision_agreement": float((keras_dec == lite_dec).all(axis=1).mean()),
+    }
+    if result["decision_agreement"] < MIN_DECISION_AGREEMENT:
+        raise ParityError(f"TFLite decisions agree with Keras on {result['decision_agreement']:.2%} < {MIN_DECISION_AGREEMENT:.0%}: {result}")
+    return result
