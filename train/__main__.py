@@ -28,6 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--min-examples", type=int, default=25, help="genres with fewer positives are dropped")
     parser.add_argument("--head-epochs", type=int, default=5)
     parser.add_argument("--finetune-epochs", type=int, default=25)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--finetune-lr", type=float, default=2e-4)
     parser.add_argument("--views", type=int, default=4, help="cached views per training poster (1 plain, 1 flipped, rest augmented)")
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -105,6 +107,8 @@ def run_ours(args: argparse.Namespace) -> None:
         head_epochs=args.head_epochs,
         finetune_epochs=args.finetune_epochs,
         batch_size=args.batch_size,
+        head_lr=args.head_lr,
+        finetune_lr=args.finetune_lr,
         views=args.views,
         patience=args.patience,
         seed=args.seed,

@@ -1,0 +1,64 @@
+# postergenre: train -> artifact -> object storage -> function -> JSON.
+# Every target installs what it needs into its own virtual environment (created once).
+
+PYTHON ?= python3
+PORT ?= 8080
+DATA ?= ../shared/data/posters
+OUT ?= runs/model
+WEIGHTS ?= imagenet
+PREFIX ?= models
+MODEL_DIR ?= function/model
+TEST_MODEL_DIR := build/test-model
+
+.DEFAULT_GOAL := help
+.PHONY: help serve test test-function-tflite train publish emulate deploy bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+.venv/.installed: function/requirements.txt
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install -q -r function/requirements.txt
+	touch $@
+
+.venv-test/.installed: function/requirements.txt train/requirements.txt tests/requirements.txt
+	$(PYTHON) -m venv .venv-test
+	.venv-test/bin/pip install -q -r function/requirements.txt -r train/requirements.txt -r tests/requirements.txt
+	touch $@
+
+.venv-tflite/.installed: tests/requirements-tflite.txt
+	$(PYTHON) -m venv .venv-tflite
+	.venv-tflite/bin/pip install -q -r tests/requirements-tflite.txt
+	touch $@
+
+.venv-infra/.installed: infra/requirements.txt
+	$(PYTHON) -m venv .venv-infra
+	.venv-infra/bin/pip install -q -r infra/requirements.txt
+	touch $@
+
+.venv-train/.installed: train/requirements.txt
+	$(PYTHON) -m venv .venv-train
+	.venv-train/bin/pip install -q -r train/requirements.txt
+	touch $@
+
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+serve: .venv/.installed ## serve the bundled model (or MODEL_URI) on 127.0.0.1:$PORT
+	cd function && exec ../.venv/bin/functions-framework --target predict --source main.py --host 127.0.0.1 --port $(PORT)
+
+$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py
+	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)
+
+test: .venv-test/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite ## run every test (both interpreter backends)
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov .venv-test/bin/python -m pytest
+	$(MAKE) test-function-tflite
+
+test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest tests/function -p no:cacheprovider
+
+train: .venv-train/.installed ## train on DATA into OUT (WEIGHTS=imagenet|PATH)
+	.venv-train/bin/python -m train --data $(DATA) --out $(OUT) --weights $(WEIGHTS) $(ARGS)
+
+clean: ## remove build outputs (keeps the virtual environments)
+	rm -rf build bench-results test-artifacts

@@ -1,0 +1,20 @@
+"""Generated test images: solid colours (the tiny model's signal) in any format and mode."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+COLOURS = {"Red": (220, 20, 20), "Green": (20, 200, 30), "Blue": (20, 30, 220)}
+
+
+def poster(colour: str = "Red", size: tuple[int, int] = (200, 300), fmt: str = "JPEG", mode: str = "RGB", **save) -> bytes:
+    """A poster-shaped image mostly of ``colour`` with a little texture, encoded as ``fmt``."""
+    image = Image.new("RGB", size, COLOURS[colour])
+    image.paste((240, 240, 240), (size[0] // 4, size[1] // 10, size[0] // 2, size[1] // 5))
+    if mode != "RGB":
+        image = image.convert(mode)
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()

@@ -1,0 +1,121 @@
+"""Publish to and load from a real GCS emulator (fake-gcs-server): no storage mocks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, free_port
+from tests.helpers.gcs import Emulator
+from tests.helpers.images import poster
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One emulator per session on a fixed port (the function caches its storage client)."""
+    server = Emulator(free_port()).start()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STORAGE_EMULATOR_HOST", server.host)
+    yield server
+    mp.undo()
+    server.stop()
+
+
+@pytest.fixture
+def bucket(emulator) -> str:
+    name = f"models-{uuid.uuid4().hex[:8]}"
+    emulator.create_bucket(name)
+    return name
+
+
+def _publish(model_dir, bucket: str, prefix: str = "models") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), bucket, prefix], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def _version(model_dir) -> str:
+    return json.loads((model_dir / "manifest.json").read_text())["version"]
+
+
+def test_publish_then_predict(model_dir, bucket, make_app):
+    done = _publish(model_dir, bucket)
+    assert done.returncode == 0, done.stderr
+    uri = f"gs://{bucket}/models/{_version(model_dir)}/"
+    assert done.stdout.splitlines()[-1] == f"MODEL_URI={uri}"
+    app, main = make_app(MODEL_URI=uri)
+    body = app.test_client().post("/", data=poster("Green")).get_json()
+    assert body["genres"] == ["Green"]
+    assert body["model"]["sha256"] == json.loads((model_dir / "manifest.json").read_text())["sha256"]
+
+
+def test_second_publish_of_a_version_is_refused(model_dir, bucket):
+    assert _publish(model_dir, bucket).returncode == 0
+    again = _publish(model_dir, bucket)
+    assert again.returncode != 0
+    assert "already exists" in again.stderr and "MODEL_URI=" not in again.stdout
+
+
+def test_publish_needs_an_existing_bucket(model_dir):
+    done = _publish(model_dir, "no-such-bucket-here")
+    assert done.returncode != 0 and "does not exist" in done.stderr
+
+
+def test_tampered_blob_is_never_served(model_dir, bucket, make_app, emulator):
+    assert _publish(model_dir, bucket).returncode == 0
+    version = _version(model_dir)
+    data = bytearray((model_dir / "model.tflite").read_bytes())
+    data[-100] ^= 0x55
+    emulator.put(bucket, f"models/{version}/model.tflite", bytes(data))
+    app, main = make_app(MODEL_URI=f"gs://{bucket}/models/{version}/")
+    response = app.test_client().post("/", data=poster("Red"))
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "model_integrity"
+    assert "genres" not in response.get_json()
+
+
+def test_missing_version_is_503(bucket, make_app):
+    app, _ = make_app(MODEL_URI=f"gs://{bucket}/models/nope/", STORAGE_DEADLINE_SECONDS=2)
+    response = app.test_client().post("/", data=poster("Red"))
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_not_found"
+
+
+def test_storage_outage_at_cold_start_then_recovery(model_dir, start_server):
+    """Its own emulator, stopped before the first request; the same server process recovers."""
+    own = Emulator(free_port()).start()
+    try:
+        own.create_bucket("outage")
+        env = {"STORAGE_EMULATOR_HOST": own.host}
+        assert subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "outage"], cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
+        server = start_server(MODEL_URI=f"gs://outage/models/{_version(model_dir)}/", STORAGE_DEADLINE_SECONDS=2, RETRY_AFTER_SECONDS=3, **env)
+        own.stop()
+        down = requests.post(server.url, data=poster("Blue"), timeout=30)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "3"
+        assert down.json()["error"]["code"] == "storage_unavailable"
+        own.start()  # in-memory backend: storage comes back empty, the version is re-published
+        own.create_bucket("outage")
+        assert subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "outage"], cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
+        up = requests.post(server.url, data=poster("Blue"), timeout=30)
+        assert up.status_code == 200 and up.json()["genres"] == ["Blue"]
+    finally:
+        own.stop()
+
+
+def test_concurrent_cold_requests_download_once(model_dir, bucket, start_server, emulator):
+    assert _publish(model_dir, bucket).returncode == 0
+    server = start_server(MODEL_URI=f"gs://{bucket}/models/{_version(model_dir)}/", THREADS=16, STORAGE_EMULATOR_HOST=emulator.host)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: requests.post(server.url, data=poster("Red"), timeout=60).status_code, range(16)))
+    assert statuses == [200] * 16
+    downloads = [line for line in server.log_lines() if '"model downloaded"' in line]
+    assert len(downloads) == 1
+
+
+def _env() -> dict:
+    import os
+
+    return dict(os.environ)
