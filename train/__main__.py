@@ -103,6 +103,8 @@ def run_ours(args: argparse.Namespace) -> None:
     labels = dataset.label_names
     y_train, y_val = dataset.labels[train_idx], dataset.labels[val_idx]
     net = model.mobilenet(spec.height, spec.width, len(labels), args.weights)
+    if args.weights == "none":
+        model.calibrate_batchnorm(net, dataset.images[train_idx[:256]].astype(np.float32))
     options = fit.FitOptions(
         head_epochs=args.head_epochs,
         finetune_epochs=args.finetune_epochs,

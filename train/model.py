@@ -78,3 +78,19 @@ def seed_cnn(n_labels: int, size: int = 350) -> keras.Model:
         x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(n_labels, activation="sigmoid", name="genres")(x)
     return keras.Model(inputs, outputs, name="seed_cnn")
+
+
+def calibrate_batchnorm(model: keras.Model, images) -> None:
+    """For ``--weights none`` only: set every batch-norm layer's statistics from data.
+
+    A randomly initialised MobileNetV2 with inference-mode batch norm (mean 0, variance 1) shrinks
+    activations to ~1e-12 by the last block, so nothing could be learned on top of it. One
+    training-mode pass with momentum 0 stores each layer's batch statistics instead.
+    """
+    norms = [layer for layer in backbone_of(model).layers if isinstance(layer, layers.BatchNormalization)]
+    saved = [(layer.momentum, layer.trainable) for layer in norms]
+    for layer in norms:
+        layer.momentum, layer.trainable = 0.0, True
+    backbone_of(model)(model.get_layer("to_unit_range")(images), training=True)
+    for layer, (momentum, trainable) in zip(norms, saved):
+        layer.momentum, layer.trainable = momentum, trainable
