@@ -143,12 +143,32 @@ def fit_mobilenet(
     return history
 
 
+class Batches(keras.utils.PyDataset):
+    """uint8 images cast to float32 one shuffled batch at a time (the whole set as float32 would be ~8 GB)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.images) / self.batch_size))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        return self.images[idx].astype(np.float32), self.labels[idx]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.images))
+
+
 def fit_seed_cnn(model: keras.Model, train_images: np.ndarray, train_labels: np.ndarray, epochs: int = 5, batch_size: int = 32, seed: int = 0) -> History:
     """As published: Adam 1e-3, binary cross-entropy, batch 32, 5 epochs, no augmentation."""
     start = time.monotonic()
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-    fit = model.fit(train_images.astype(np.float32), train_labels, batch_size=batch_size, epochs=epochs, verbose=2)
+    fit = model.fit(Batches(train_images, train_labels, batch_size, seed), epochs=epochs, verbose=2)
     history = History(epochs=[{"stage": "seed", "epoch": i + 1, "train_loss": float(v)} for i, v in enumerate(fit.history["loss"])])
     history.seconds = time.monotonic() - start
     return history

@@ -1,0 +1,52 @@
+"""A burst against a real server: 2,000 mixed requests from 8 clients, no 5xx, no dropped
+connection, and the serving process's memory levels off."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from tests.helpers.images import poster
+from tests.hostile.corpus import cases
+
+
+def _rss_mb(pid: int) -> float:
+    total = 0.0
+    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def test_mixed_burst(start_server):
+    server = start_server(THREADS=8)
+    bodies = [(c.data, c.content_type) for c in cases() if c.method == "POST" and c.files is None and c.status in (200, 400)]
+    bodies += [(poster(colour), "image/jpeg") for colour in ("Red", "Green", "Blue")] * 4
+    statuses: dict[int, int] = {}
+    failures: list[str] = []
+    rss: list[float] = []
+
+    def client(worker: int) -> None:
+        with requests.Session() as session:
+            for i in range(250):
+                data, ctype = bodies[(worker * 31 + i) % len(bodies)]
+                try:
+                    r = session.post(server.url, data=data, headers={"Content-Type": ctype} if ctype else {}, timeout=30)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                except requests.RequestException as exc:
+                    failures.append(repr(exc))
+                if worker == 0 and i % 25 == 0:
+                    rss.append(_rss_mb(server.proc.pid))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
+    assert failures == []
+    assert sum(statuses.values()) == 2000
+    assert not [s for s in statuses if s >= 500], statuses
+    assert statuses.get(200, 0) > 500 and statuses.get(400, 0) > 200
+    # warm-up allocations happen early; after that the process must not keep growing
+    assert rss[-1] - rss[len(rss) // 2] < 25, rss
