@@ -76,5 +76,8 @@ deploy: .venv/.installed ## publish + terraform apply (PROJECT=, REGION=, BUCKET
 	@.venv/bin/python infra/deploy.py --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --model-dir $(MODEL_DIR) --prefix $(PREFIX) \
 		--python .venv/bin/python $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
+bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, memory vs a TensorFlow server (not part of make test)
+	.venv-test/bin/python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python
+
 clean: ## remove build outputs (keeps the virtual environments)
 	rm -rf build bench-results test-artifacts

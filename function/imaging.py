@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from errors import CodedError
+
 # Formats we promise to read; Pillow can open more (PDF-like EPS, ICO, PSD...) but we do not
 # want that attack surface on a public endpoint.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
@@ -26,13 +28,8 @@ RESAMPLE = {
 Image.MAX_IMAGE_PIXELS = None
 
 
-class ImageError(ValueError):
-    """A client-side image problem; ``code`` becomes the JSON error code (HTTP 400)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class ImageError(CodedError, ValueError):
+    """A client-side image problem (HTTP 400)."""
 
 
 @dataclass(frozen=True)

@@ -15,23 +15,19 @@ import re
 import flask
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from errors import CodedError
+
 _DATA_URL = re.compile(rb"^\s*data:[^,]{0,200},", re.IGNORECASE)
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
 
-class InputError(Exception):
-    """A bad request: HTTP ``status`` with a JSON error ``code``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class InputError(CodedError):
+    """A request whose body cannot be read as an image upload (HTTP 400 or 413)."""
 
 
 def too_large(limit: int) -> InputError:
-    return InputError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+    return InputError("payload_too_large", f"The request body is larger than {limit} bytes.", 413)
 
 
 def decode_base64(text: bytes | str) -> bytes:
@@ -43,9 +39,9 @@ def decode_base64(text: bytes | str) -> bytes:
     try:
         data = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InputError(400, "invalid_base64", "The body is not valid base64 image data.") from exc
+        raise InputError("invalid_base64", "The body is not valid base64 image data.") from exc
     if not data:
-        raise InputError(400, "empty_body", "The request contained no image data.")
+        raise InputError("empty_body", "The request contained no image data.")
     return data
 
 
@@ -61,11 +57,11 @@ def _from_json(body: bytes) -> bytes:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(400, "invalid_json", "The body is not valid JSON.") from exc
+        raise InputError("invalid_json", "The body is not valid JSON.") from exc
     if not isinstance(payload, dict) or "image" not in payload:
-        raise InputError(400, "missing_image", 'JSON bodies must be an object with an "image" field holding base64 data.')
+        raise InputError("missing_image", 'JSON bodies must be an object with an "image" field holding base64 data.')
     if not isinstance(payload["image"], str):
-        raise InputError(400, "invalid_image_field", 'The "image" field must be a base64 string.')
+        raise InputError("invalid_image_field", 'The "image" field must be a base64 string.')
     return decode_base64(payload["image"])
 
 
@@ -86,7 +82,7 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
             elif request.form.get("image"):
                 data = decode_base64(request.form["image"])
             else:
-                raise InputError(400, "missing_file", "multipart/form-data requests need the image in a field named 'image'.")
+                raise InputError("missing_file", "multipart/form-data requests need the image in a field named 'image'.")
         elif mimetype == "application/x-www-form-urlencoded" and request.form.get("image"):
             data = decode_base64(request.form["image"])
         elif mimetype == "application/json" or mimetype.endswith("+json"):
@@ -98,7 +94,7 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
     except RequestEntityTooLarge as exc:
         raise too_large(max_bytes) from exc
     except ClientDisconnected as exc:
-        raise InputError(400, "incomplete_body", "The request body ended before its declared length.") from exc
+        raise InputError("incomplete_body", "The request body ended before its declared length.") from exc
     if not data:
-        raise InputError(400, "empty_body", "The request contained no image data.")
+        raise InputError("empty_body", "The request contained no image data.")
     return data

@@ -19,16 +19,11 @@ import logs
 import model
 import web
 from config import Settings
+from errors import CodedError
 
 SETTINGS = Settings.from_env()
 MODEL = model.LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def _json(body: dict, status: int = 200, headers: dict | None = None) -> flask.Response:
@@ -48,7 +43,7 @@ def _classify(request: flask.Request) -> flask.Response:
     try:
         predictor = MODEL.get()
     except model.ModelUnavailable as exc:
-        raise HttpError(503, exc.code, "The model is not available right now; retry shortly.", {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
+        raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
     prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels))
     return _json(
         {
@@ -87,11 +82,11 @@ def _route(request: flask.Request) -> flask.Response:
         if path == "/" and request.accept_mimetypes.accept_html:
             return web.page()
         if path == "/":
-            raise HttpError(405, "method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", {"Allow": ALLOWED_METHODS})
-        raise HttpError(404, "not_found", f"No such resource: {path}.")
+            raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", 405, {"Allow": ALLOWED_METHODS})
+        raise CodedError("not_found", f"No such resource: {path}.", 404)
     if method == "POST":
         return _classify(request)
-    raise HttpError(405, "method_not_allowed", f"Method {method} is not allowed; POST an image.", {"Allow": ALLOWED_METHODS})
+    raise CodedError("method_not_allowed", f"Method {method} is not allowed; POST an image.", 405, {"Allow": ALLOWED_METHODS})
 
 
 def _cors(request: flask.Request, response: flask.Response) -> None:
@@ -116,10 +111,9 @@ def predict(request: flask.Request) -> flask.Response:
     error_code = None
     try:
         response = _route(request)
-    except (inputs.InputError, imaging.ImageError, HttpError) as exc:
-        status = getattr(exc, "status", 400)
+    except CodedError as exc:
         error_code = exc.code
-        response = _error(status, exc.code, exc.message, getattr(exc, "headers", None))
+        response = _error(exc.status, exc.code, exc.message, exc.headers)
     except Exception as exc:  # a bug: answer JSON, log the type, never leak a stack trace
         error_code = "internal"
         logs.emit("ERROR", "unhandled exception", request_id=request_id, exception=exc.__class__.__name__)

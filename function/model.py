@@ -22,6 +22,7 @@ try:
 except ImportError:  # pragma: no cover - exercised in the tflite-runtime environment
     from tflite_runtime.interpreter import Interpreter
 
+from errors import CodedError
 from imaging import InputSpec
 
 MODEL_FILE = "model.tflite"
@@ -29,13 +30,10 @@ MANIFEST_FILE = "manifest.json"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(CodedError, RuntimeError):
     """The model cannot be served right now (HTTP 503); a later request retries the load."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    status = 503
 
 
 @dataclass(frozen=True)

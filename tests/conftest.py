@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTION_DIR = ROOT / "function"
+from tests.helpers.server import FUNCTION_DIR, ROOT, ServerProcess, free_port, function_command
+
+__all__ = ["FUNCTION_DIR", "ROOT", "Server", "free_port"]
 
 
 @pytest.fixture(scope="session")
@@ -62,44 +59,12 @@ def client(make_app):
     return app.test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A real functions-framework (gunicorn) server on 127.0.0.1, output captured to a file."""
+class Server(ServerProcess):
+    """The function under functions-framework (gunicorn) on 127.0.0.1, output captured to ``log``."""
 
     def __init__(self, env: dict, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        cmd = [sys.executable, "-m", "functions_framework", "--target", "predict", "--source", str(FUNCTION_DIR / "main.py"), "--host", "127.0.0.1", "--port", str(self.port)]
-        full_env = {**os.environ, **{k: str(v) for k, v in env.items()}}
-        self._out = log.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=FUNCTION_DIR, env=full_env, stdout=self._out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                requests.get(self.url + "/healthz", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._out.close()
-
-    def log_lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
+        super().__init__(function_command(), env, FUNCTION_DIR, log)
+        self.wait_ready()
 
 
 @pytest.fixture

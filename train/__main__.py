@@ -31,6 +31,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=2e-4)
     parser.add_argument("--views", type=int, default=4, help="cached views per training poster (1 plain, 1 flipped, rest augmented)")
+    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="reuse cached backbone features between runs")
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed-epochs", type=int, default=5, help="epochs for --arch seed-cnn (published: 5)")
@@ -102,7 +105,7 @@ def run_ours(args: argparse.Namespace) -> None:
     dataset, train_idx, val_idx = _split(args, spec)
     labels = dataset.label_names
     y_train, y_val = dataset.labels[train_idx], dataset.labels[val_idx]
-    net = model.mobilenet(spec.height, spec.width, len(labels), args.weights)
+    net = model.mobilenet(spec.height, spec.width, len(labels), args.weights, dropout=args.dropout)
     if args.weights == "none":
         model.calibrate_batchnorm(net, dataset.images[train_idx[:256]].astype(np.float32))
     options = fit.FitOptions(
@@ -113,10 +116,13 @@ def run_ours(args: argparse.Namespace) -> None:
         finetune_lr=args.finetune_lr,
         views=args.views,
         patience=args.patience,
+        weight_decay=args.weight_decay,
         seed=args.seed,
     )
-    history = fit.fit_mobilenet(net, dataset.images[train_idx], y_train, dataset.images[val_idx], y_val, options)
+    cache_key = {"data": str(args.data.resolve()), "ids": dataset.ids, "train": train_idx.tolist(), "size": [spec.height, spec.width], "weights": str(args.weights)}
+    history = fit.fit_mobilenet(net, dataset.images[train_idx], y_train, dataset.images[val_idx], y_val, options, args.cache_dir, cache_key)
     scores = fit.predict(net, dataset.images[val_idx].astype(np.float32))
+    np.save(args.out / "val_scores.npy", scores)  # for re-analysis without retraining
     result = _scored(y_val, scores, labels, args.seed)
     chosen = result.pop("thresholds_array")
 
@@ -136,6 +142,7 @@ def run_ours(args: argparse.Namespace) -> None:
             "dropped_labels": dataset.dropped_labels,
             "training": {
                 "arch": "MobileNetV2 1.0 (ImageNet) + GAP + dropout + sigmoid dense; blocks 13-16 fine-tuned, batch-norm frozen",
+                "imbalance": "positive weights sqrt(neg/pos) capped, then removed from the output bias (prior correction)",
                 "weights": "imagenet" if args.weights == "imagenet" else Path(args.weights).name,
                 "posters": dataset.counts,
                 "train_posters": len(train_idx),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,6 +28,7 @@ class FitOptions:
     views: int = 4
     patience: int = 5
     max_pos_weight: float = 8.0
+    weight_decay: float = 1e-4
     seed: int = 0
 
 
@@ -88,6 +92,31 @@ def cache_features(lower: keras.Model, images: np.ndarray, views: int, batch_siz
     return out
 
 
+def cached_features(cache: Path | None, key: dict, compute) -> np.ndarray:
+    """Reuse features computed for the same split, input size, views and weights (experiments)."""
+    if cache is None:
+        return compute()
+    path = cache / f"features-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.npy"
+    if path.exists():
+        print(f"features from {path}", flush=True)
+        return np.load(path)
+    features = compute()
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, features)
+    return features
+
+
+def correct_prior(model: keras.Model, pos_weight: np.ndarray) -> None:
+    """Undo the positive weighting in the output bias, so scores are calibrated probabilities again.
+
+    With weight w on positives the loss is minimised at logit(p) + log(w); subtracting log(w)
+    restores ranking *across* genres (one-error, top-k) without changing any genre's AP.
+    """
+    dense = model.get_layer("genres")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias - np.log(pos_weight).astype(bias.dtype)])
+
+
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return model.predict(x, batch_size=batch_size, verbose=0).astype(np.float32)
 
@@ -99,14 +128,18 @@ def fit_mobilenet(
     val_images: np.ndarray,
     val_labels: np.ndarray,
     options: FitOptions,
+    cache: Path | None = None,
+    cache_key: dict | None = None,
 ) -> History:
     """Stage 1 trains the head, stage 2 also the upper backbone; keeps the best validation mAP."""
     start = time.monotonic()
     keras.utils.set_random_seed(options.seed)
     lower, upper = models.split(model)
-    train_feats = cache_features(lower, train_images, options.views, options.batch_size, options.seed)
-    val_feats = cache_features(lower, val_images, 1, options.batch_size, options.seed)[0]
-    loss = weighted_bce(pos_weights(train_labels, options.max_pos_weight))
+    key = {**(cache_key or {}), "views": options.views, "seed": options.seed}
+    train_feats = cached_features(cache, {**key, "part": "train"}, lambda: cache_features(lower, train_images, options.views, options.batch_size, options.seed))
+    val_feats = cached_features(cache, {**key, "part": "val"}, lambda: cache_features(lower, val_images, 1, options.batch_size, options.seed))[0]
+    weights = pos_weights(train_labels, options.max_pos_weight)
+    loss = weighted_bce(weights)
     rng = np.random.default_rng(options.seed)
     history = History()
     best_weights = None
@@ -114,7 +147,7 @@ def fit_mobilenet(
     for stage, epochs, lr, unfreeze in stages:
         models.set_backbone_trainable(model, unfreeze)
         schedule = keras.optimizers.schedules.CosineDecay(lr, max(1, epochs) * int(np.ceil(len(train_labels) / options.batch_size)))
-        upper.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+        upper.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=options.weight_decay), loss=loss)
         waited = 0
         for epoch in range(epochs):
             view = rng.integers(0, options.views, len(train_labels))
@@ -139,6 +172,7 @@ def fit_mobilenet(
                     break
     if best_weights is not None:
         upper.set_weights(best_weights)
+    correct_prior(model, weights)
     history.seconds = time.monotonic() - start
     return history
 

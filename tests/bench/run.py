@@ -1,0 +1,241 @@
+"""make bench: cold start, warm latency, throughput, memory and sizes, side by side with a
+TensorFlow-based server. Prints a Markdown table and writes bench-results/bench.json.
+
+Medians of repeated runs, all on this machine. Usage:
+  python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image, ImageDraw, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.server import FUNCTION_DIR, ServerProcess, function_command  # noqa: E402
+
+MODEL_DIR = FUNCTION_DIR / "model"
+SEED_MODEL_MB = 55.0  # the seed project's fp16 .tflite
+
+
+def poster_jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    """A poster-like picture: gradient, shapes, title bar, mild noise (not flat, not pure noise)."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, height)[:, None, None]
+    x = np.linspace(0, 1, width)[None, :, None]
+    base = (np.array([40, 20, 80]) * (1 - y) + np.array([230, 140, 40]) * y) * (0.8 + 0.2 * x)
+    image = Image.fromarray(np.clip(base + rng.normal(0, 6, (height, width, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x0, y0 = rng.integers(0, width), rng.integers(0, height)
+        size = int(rng.integers(width // 12, width // 3))
+        draw.ellipse((x0, y0, x0 + size, y0 + size), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    draw.rectangle((width // 10, height * 8 // 10, width * 9 // 10, height * 9 // 10), fill=(250, 240, 220))
+    image = image.filter(ImageFilter.GaussianBlur(1))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def tree_rss_mb(pid: int) -> float:
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            stack += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    return total
+
+
+class Proc(ServerProcess):
+    """A server under test; first_200 measures from process spawn to the first classified poster."""
+
+    def first_200(self, body: bytes, timeout: float = 120) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.post(self.url, data=body, headers={"Content-Type": "image/jpeg"}, timeout=60).status_code == 200:
+                    return time.perf_counter() - self.started
+            except requests.ConnectionError:
+                time.sleep(0.005)
+        raise RuntimeError("no 200 before the timeout")
+
+
+def ours(python: str, threads: int = 2, **env) -> tuple:
+    return function_command(python), {"THREADS": str(threads), **env}, FUNCTION_DIR
+
+
+def tf_baseline(python: str) -> tuple:
+    return [python, str(ROOT / "tests/bench/tf_server.py"), str(MODEL_DIR), "{PORT}"], {"TF_CPP_MIN_LOG_LEVEL": "3"}, ROOT
+
+
+def cold_start(spec: tuple, body: bytes, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        server = Proc(*spec)
+        try:
+            times.append(server.first_200(body))
+        finally:
+            server.stop()
+    return times
+
+
+def latencies(url: str, body: bytes, n: int) -> list[float]:
+    out = []
+    with requests.Session() as session:
+        for _ in range(n):
+            t = time.perf_counter()
+            r = session.post(url, data=body, headers={"Content-Type": "image/jpeg"}, timeout=60)
+            out.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text
+    return out
+
+
+def throughput(url: str, body: bytes, clients: int, seconds: float) -> dict:
+    stop = time.monotonic() + seconds
+    counts, errors = [0] * clients, [0] * clients
+
+    def work(i: int) -> None:
+        with requests.Session() as session:
+            while time.monotonic() < stop:
+                try:
+                    ok = session.post(url, data=body, headers={"Content-Type": "image/jpeg"}, timeout=60).status_code == 200
+                except requests.RequestException:
+                    ok = False
+                counts[i] += ok
+                errors[i] += not ok
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(work, range(clients)))
+    elapsed = time.monotonic() - started
+    return {"clients": clients, "rps": sum(counts) / elapsed, "errors": sum(errors)}
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def du_mb(paths: list[Path]) -> float:
+    total = 0
+    for path in paths:
+        for f in path.rglob("*") if path.is_dir() else [path]:
+            if f.is_file() and not f.is_symlink():
+                total += f.stat().st_size
+    return total / 1e6
+
+
+def site_packages(python: str) -> Path:
+    out = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--function-python", default=str(ROOT / ".venv/bin/python"))
+    parser.add_argument("--tf-python", default=str(ROOT / ".venv-test/bin/python"))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args()
+
+    typical, large = poster_jpeg(300, 450), poster_jpeg(3000, 4500, seed=1)
+    results: dict = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, {platform.platform()}",
+        "model": json.loads((MODEL_DIR / "manifest.json").read_text())["version"],
+        "typical_bytes": len(typical),
+        "large_bytes": len(large),
+    }
+    print("cold start ...", flush=True)
+    results["cold_ours_s"] = cold_start(ours(args.function_python), typical, args.runs)
+    results["cold_tf_s"] = cold_start(tf_baseline(args.tf_python), typical, args.runs)
+
+    print("warm latency, throughput, memory ...", flush=True)
+    for threads in (1, 2):
+        server = Proc(*ours(args.function_python, threads=threads))
+        peak = [0.0]
+        sampling = threading.Event()
+
+        def sample(pid: int = server.proc.pid) -> None:
+            while not sampling.is_set():
+                peak[0] = max(peak[0], tree_rss_mb(pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            server.first_200(typical)
+            latencies(server.url, typical, 20)  # warm-up
+            if threads == 2:
+                results["typical_ms"] = latencies(server.url, typical, args.requests)
+                results["large_ms"] = latencies(server.url, large, max(20, args.requests // 4))
+            results[f"throughput_threads{threads}"] = [throughput(server.url, typical, c, args.seconds) for c in (1, 4, 8)]
+        finally:
+            sampling.set()
+            sampler.join()
+            server.stop()
+        results[f"peak_rss_mb_threads{threads}"] = peak[0]
+
+    tf_server = Proc(*tf_baseline(args.tf_python))
+    try:
+        tf_server.first_200(typical)
+        results["tf_typical_ms"] = latencies(tf_server.url, typical, max(20, args.requests // 4))
+        results["tf_rss_mb"] = tree_rss_mb(tf_server.proc.pid)
+    finally:
+        tf_server.stop()
+
+    fn_site, tf_site = site_packages(args.function_python), site_packages(args.tf_python)
+    results["installed_function_mb"] = du_mb([fn_site])
+    results["installed_tensorflow_mb"] = du_mb([p for p in tf_site.iterdir() if p.name.split("-")[0].split("_")[0] in ("tensorflow", "keras", "tf", "tensorboard")])
+    results["model_mb"] = (MODEL_DIR / "model.tflite").stat().st_size / 1e6
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    return 0
+
+
+def table(r: dict) -> str:
+    med = statistics.median
+    cold_ours, cold_tf = med(r["cold_ours_s"]), med(r["cold_tf_s"])
+    t1, t2 = r["throughput_threads1"], r["throughput_threads2"]
+    rows = [
+        ("Cold start, process start -> first 200 (median)", f"{cold_ours:.2f} s", f"{cold_tf:.2f} s", f"{cold_tf / cold_ours:.1f}x faster"),
+        ("Warm latency, typical 300x450 JPEG, p50 / p95 / p99", " / ".join(f"{pct(r['typical_ms'], q):.1f}" for q in (50, 95, 99)) + " ms",
+         f"{pct(r['tf_typical_ms'], 50):.1f} ms p50 (reloads per request)", f"{pct(r['tf_typical_ms'], 50) / pct(r['typical_ms'], 50):.1f}x"),
+        ("Warm latency, large 3000x4500 JPEG, p50 / p95 / p99", " / ".join(f"{pct(r['large_ms'], q):.1f}" for q in (50, 95, 99)) + " ms", "", ""),
+        ("Throughput THREADS=1, 1 / 4 / 8 clients", " / ".join(f"{t['rps']:.0f}" for t in t1) + " req/s", "", f"errors {sum(t['errors'] for t in t1)}"),
+        ("Throughput THREADS=2, 1 / 4 / 8 clients", " / ".join(f"{t['rps']:.0f}" for t in t2) + " req/s", "", f"errors {sum(t['errors'] for t in t2)}"),
+        ("Peak RSS, all serving processes (THREADS=1 / 2)", f"{r['peak_rss_mb_threads1']:.0f} / {r['peak_rss_mb_threads2']:.0f} MB", f"{r['tf_rss_mb']:.0f} MB", f"{r['tf_rss_mb'] / r['peak_rss_mb_threads2']:.1f}x less"),
+        ("Model file", f"{r['model_mb']:.1f} MB", f"{SEED_MODEL_MB:.0f} MB (seed project)", f"{SEED_MODEL_MB / r['model_mb']:.0f}x smaller"),
+        ("Installed dependencies", f"{r['installed_function_mb']:.0f} MB (whole venv)", f"{r['installed_tensorflow_mb']:.0f} MB (TensorFlow + Keras alone)", f"{r['installed_tensorflow_mb'] / r['installed_function_mb']:.1f}x smaller"),
+    ]
+    lines = [f"Measured {r['date']} on {r['machine']}; model {r['model']}; medians of repeated runs.", "",
+             "| measure | ours (LiteRT function) | TensorFlow + Flask baseline | ratio |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
