@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +32,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--views", type=int, default=4, help="cached views per training poster (1 plain, 1 flipped, rest augmented)")
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--rank-weight", type=float, default=0.0, help="weight of the listwise softmax ranking term")
     parser.add_argument("--cache-dir", type=Path, default=None, help="reuse cached backbone features between runs")
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -99,7 +99,11 @@ def run_seed(args: argparse.Namespace) -> None:
 
 
 def run_ours(args: argparse.Namespace) -> None:
+    import keras
+
     from train import fit, model
+
+    keras.utils.set_random_seed(args.seed)  # the head's (and, without weights, the backbone's) initial weights
 
     spec = imaging.InputSpec(args.height, args.width, "bilinear")
     dataset, train_idx, val_idx = _split(args, spec)
@@ -117,6 +121,7 @@ def run_ours(args: argparse.Namespace) -> None:
         views=args.views,
         patience=args.patience,
         weight_decay=args.weight_decay,
+        rank_weight=args.rank_weight,
         seed=args.seed,
     )
     cache_key = {"data": str(args.data.resolve()), "ids": dataset.ids, "train": train_idx.tolist(), "size": [spec.height, spec.width], "weights": str(args.weights)}
@@ -191,11 +196,8 @@ def run_ours(args: argparse.Namespace) -> None:
         "parity": parity,
         **compare,
     }
-    report.write(args.out, full)
-    if args.reports_dir:
-        args.reports_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("report.md", "report.json", "learning_curves.png", "per_genre_ap.png", "thresholds.png"):
-            shutil.copy2(args.out / name, args.reports_dir / name)
+    (args.out / "report.json").write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+    report.main([str(args.out), *(["--reports-dir", str(args.reports_dir)] if args.reports_dir else [])])
     print(json.dumps({"artifact": str(args.out), **manifest["metrics"]["validation"], "parity": parity}, indent=2), flush=True)
 
 

@@ -29,6 +29,7 @@ class FitOptions:
     patience: int = 5
     max_pos_weight: float = 8.0
     weight_decay: float = 1e-4
+    rank_weight: float = 0.0
     seed: int = 0
 
 
@@ -40,14 +41,22 @@ class History:
     seconds: float = 0.0
 
 
-def weighted_bce(pos_weight: np.ndarray):
-    """Binary cross-entropy with per-genre positive weights: rare genres get more gradient."""
+def multilabel_loss(pos_weight: np.ndarray, rank_weight: float = 0.0):
+    """Binary cross-entropy with per-genre positive weights (rare genres get more gradient),
+    plus optionally a listwise term: softmax cross-entropy of the logits against the poster's
+    genres spread evenly. BCE scores each genre alone; the listwise term ranks genres against
+    each other, which is what one-error and precision@k measure."""
     weight = ops.convert_to_tensor(pos_weight.astype("float32"))
 
     def loss(y_true, y_pred):
         p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
         y = ops.cast(y_true, p.dtype)
-        return -ops.mean(weight * y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
+        bce = -ops.mean(weight * y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
+        if not rank_weight:
+            return bce
+        logits = ops.log(p) - ops.log(1.0 - p)
+        target = y / ops.maximum(ops.sum(y, axis=-1, keepdims=True), 1.0)
+        return bce - rank_weight * ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
 
     return loss
 
@@ -134,12 +143,13 @@ def fit_mobilenet(
     """Stage 1 trains the head, stage 2 also the upper backbone; keeps the best validation mAP."""
     start = time.monotonic()
     keras.utils.set_random_seed(options.seed)
+    tf.config.experimental.enable_op_determinism()  # same data + seed -> same model
     lower, upper = models.split(model)
     key = {**(cache_key or {}), "views": options.views, "seed": options.seed}
     train_feats = cached_features(cache, {**key, "part": "train"}, lambda: cache_features(lower, train_images, options.views, options.batch_size, options.seed))
     val_feats = cached_features(cache, {**key, "part": "val"}, lambda: cache_features(lower, val_images, 1, options.batch_size, options.seed))[0]
     weights = pos_weights(train_labels, options.max_pos_weight)
-    loss = weighted_bce(weights)
+    loss = multilabel_loss(weights, options.rank_weight)
     rng = np.random.default_rng(options.seed)
     history = History()
     best_weights = None

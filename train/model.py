@@ -94,3 +94,4 @@ def calibrate_batchnorm(model: keras.Model, images) -> None:
     backbone_of(model)(model.get_layer("to_unit_range")(images), training=True)
     for layer, (momentum, trainable) in zip(norms, saved):
         layer.momentum, layer.trainable = momentum, trainable
+

@@ -146,3 +146,31 @@ def markdown(report: dict) -> str:
         )
     lines += ["", "![learning curves](learning_curves.png)", "", "![per-genre AP](per_genre_ap.png)", "", "![thresholds](thresholds.png)", ""]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render a run's report, e.g. to add a seed-CNN run that finished later (no retraining)."""
+    import argparse
+    import shutil
+
+    parser = argparse.ArgumentParser(prog="python -m train.report", description=main.__doc__)
+    parser.add_argument("run", type=Path, help="artifact directory with report.json")
+    parser.add_argument("--compare", type=Path, default=None, help="a --arch seed-cnn output directory")
+    parser.add_argument("--reports-dir", type=Path, default=None, help="also copy report.md, report.json and plots here")
+    args = parser.parse_args(argv)
+    full = json.loads((args.run / "report.json").read_text())
+    if args.compare:
+        seed = json.loads((args.compare / "report.json").read_text())
+        if seed["labels"] != full["labels"]:
+            raise SystemExit("the seed-CNN run used other labels; train it on the same data and --min-examples")
+        full["seed_cnn"] = seed
+    write(args.run, full)
+    if args.reports_dir:
+        args.reports_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("report.md", "report.json", "learning_curves.png", "per_genre_ap.png", "thresholds.png"):
+            shutil.copy2(args.run / name, args.reports_dir / name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
