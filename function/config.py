@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from model import BUNDLED_MODEL_DIR
-
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 GEN2_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 

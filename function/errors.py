@@ -14,3 +14,9 @@ class CodedError(Exception):
         self.message = message
         self.status = status or self.status
         self.headers = headers or {}
+
+
+class ModelUnavailable(CodedError, RuntimeError):
+    """The model cannot be served right now (HTTP 503); a later request retries the load."""
+
+    status = 503

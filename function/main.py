@@ -13,16 +13,15 @@ import time
 import flask
 import functions_framework
 
-import imaging
 import inputs
 import logs
-import model
 import web
 from config import Settings
-from errors import CodedError
+from errors import CodedError, ModelUnavailable
+from loader import LazyModel
 
 SETTINGS = Settings.from_env()
-MODEL = model.LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
+MODEL = LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 
 
@@ -38,11 +37,13 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 
 
 def _classify(request: flask.Request) -> flask.Response:
+    import imaging  # numpy + Pillow: imported by the worker on first use (see loader.py)
+
     data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
     imaging.open_image(data, SETTINGS.max_image_pixels)  # reject non-images before touching the model
     try:
         predictor = MODEL.get()
-    except model.ModelUnavailable as exc:
+    except ModelUnavailable as exc:
         raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
     prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels))
     return _json(

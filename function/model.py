@@ -11,7 +11,6 @@ import hashlib
 import json
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,18 +21,11 @@ try:
 except ImportError:  # pragma: no cover - exercised in the tflite-runtime environment
     from tflite_runtime.interpreter import Interpreter
 
-from errors import CodedError
+from errors import ModelUnavailable
 from imaging import InputSpec
 
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "model"
-
-
-class ModelUnavailable(CodedError, RuntimeError):
-    """The model cannot be served right now (HTTP 503); a later request retries the load."""
-
-    status = 503
 
 
 @dataclass(frozen=True)
@@ -158,47 +150,3 @@ def read_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
 def load(uri: str, pool_size: int = 2, num_threads: int = 1, deadline_s: float = 30.0) -> Predictor:
     manifest_data, model_bytes = read_artifact(uri, deadline_s)
     return Predictor(Manifest.from_dict(manifest_data), model_bytes, pool_size, num_threads)
-
-
-class LazyModel:
-    """Loads the predictor on first use, under a lock, once per instance.
-
-    A failed load is not cached: the requests waiting on that attempt fail fast with it, and the
-    next request after them tries again.
-    """
-
-    def __init__(self, uri: str, pool_size: int = 2, num_threads: int = 1, deadline_s: float = 30.0) -> None:
-        self.uri = uri
-        self._args = (pool_size, num_threads, deadline_s)
-        self._lock = threading.Lock()
-        self._predictor: Predictor | None = None
-        self._failure: tuple[float, ModelUnavailable] | None = None
-        self.loads = 0
-
-    @property
-    def loaded(self) -> Predictor | None:
-        return self._predictor
-
-    @property
-    def last_error(self) -> ModelUnavailable | None:
-        return self._failure[1] if self._failure else None
-
-    def get(self) -> Predictor:
-        predictor = self._predictor
-        if predictor is not None:
-            return predictor
-        arrived = time.monotonic()
-        with self._lock:
-            if self._predictor is not None:
-                return self._predictor
-            if self._failure and self._failure[0] >= arrived:
-                raise self._failure[1]  # a load failed while this request waited for it
-            self.loads += 1
-            try:
-                self._predictor = load(self.uri, *self._args)
-            except Exception as exc:  # any load fault is a 503, never a crash
-                error = exc if isinstance(exc, ModelUnavailable) else ModelUnavailable("model_unavailable", f"Model load failed: {exc.__class__.__name__}.")
-                self._failure = (time.monotonic(), error)
-                raise error from exc
-            self._failure = None
-            return self._predictor

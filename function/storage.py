@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import logs
-from model import MANIFEST_FILE, MODEL_FILE, ModelUnavailable
+from errors import ModelUnavailable
+from model import MANIFEST_FILE, MODEL_FILE
 
 T = TypeVar("T")
 _client = None

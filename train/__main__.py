@@ -20,21 +20,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="artifact directory to create")
     parser.add_argument("--arch", choices=("mobilenet", "seed-cnn"), default="mobilenet")
     parser.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a path to MobileNetV2 no-top .h5 weights")
-    parser.add_argument("--height", type=int, default=288)
-    parser.add_argument("--width", type=int, default=192)
+    parser.add_argument("--height", type=int, default=336)
+    parser.add_argument("--width", type=int, default=224)
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-examples", type=int, default=25, help="genres with fewer positives are dropped")
-    parser.add_argument("--head-epochs", type=int, default=5)
-    parser.add_argument("--finetune-epochs", type=int, default=25)
+    parser.add_argument("--head-epochs", type=int, default=8)
+    parser.add_argument("--finetune-epochs", type=int, default=16)
     parser.add_argument("--head-lr", type=float, default=1e-3)
-    parser.add_argument("--finetune-lr", type=float, default=2e-4)
-    parser.add_argument("--views", type=int, default=4, help="cached views per training poster (1 plain, 1 flipped, rest augmented)")
-    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--finetune-lr", type=float, default=1e-4)
+    parser.add_argument("--views", type=int, default=6, help="cached views per training poster (1 plain, 1 flipped, rest augmented)")
+    parser.add_argument("--dropout", type=float, default=0.4)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--rank-weight", type=float, default=0.0, help="weight of the listwise softmax ranking term")
+    parser.add_argument("--max-pos-weight", type=float, default=1.0, help="cap of the per-genre positive weights (1 = plain BCE)")
+    parser.add_argument("--rank-weight", type=float, default=1.0, help="weight of the listwise softmax ranking term")
     parser.add_argument("--cache-dir", type=Path, default=None, help="reuse cached backbone features between runs")
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed-epochs", type=int, default=5, help="epochs for --arch seed-cnn (published: 5)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N posters (smoke runs)")
@@ -122,6 +123,7 @@ def run_ours(args: argparse.Namespace) -> None:
         patience=args.patience,
         weight_decay=args.weight_decay,
         rank_weight=args.rank_weight,
+        max_pos_weight=args.max_pos_weight,
         seed=args.seed,
     )
     cache_key = {"data": str(args.data.resolve()), "ids": dataset.ids, "train": train_idx.tolist(), "size": [spec.height, spec.width], "weights": str(args.weights)}

@@ -27,7 +27,7 @@ class FitOptions:
     finetune_lr: float = 2e-4
     views: int = 4
     patience: int = 5
-    max_pos_weight: float = 8.0
+    max_pos_weight: float = 1.0
     weight_decay: float = 1e-4
     rank_weight: float = 0.0
     seed: int = 0

@@ -158,6 +158,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
+    # absolute, but not resolved: a venv's python is a symlink to the base interpreter
+    args.function_python, args.tf_python = os.path.abspath(args.function_python), os.path.abspath(args.tf_python)
 
     typical, large = poster_jpeg(300, 450), poster_jpeg(3000, 4500, seed=1)
     results: dict = {

@@ -253,3 +253,12 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"MODEL_URI": str(model_dir), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_import_is_light():
+    """gunicorn's master imports main.py before forking: numpy, Pillow and LiteRT must wait for
+    the worker's first request (each would otherwise be resident in both processes)."""
+    code = "import sys, main; print(sorted(m for m in ('numpy', 'PIL', 'ai_edge_litert', 'tflite_runtime') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=FUNCTION_DIR, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -3,6 +3,7 @@ connection, and the serving process's memory levels off."""
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def test_mixed_burst(start_server):
     server = start_server(THREADS=8)
     bodies = [(c.data, c.content_type) for c in cases() if c.method == "POST" and c.files is None and c.status in (200, 400)]
     bodies += [(poster(colour), "image/jpeg") for colour in ("Red", "Green", "Blue")] * 4
-    statuses: dict[int, int] = {}
+    per_worker: list[Counter] = [Counter() for _ in range(8)]  # no shared counter: no lost updates
     failures: list[str] = []
     rss: list[float] = []
 
@@ -36,7 +37,7 @@ def test_mixed_burst(start_server):
                 data, ctype = bodies[(worker * 31 + i) % len(bodies)]
                 try:
                     r = session.post(server.url, data=data, headers={"Content-Type": ctype} if ctype else {}, timeout=30)
-                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                    per_worker[worker][r.status_code] += 1
                 except requests.RequestException as exc:
                     failures.append(repr(exc))
                 if worker == 0 and i % 25 == 0:
@@ -44,6 +45,7 @@ def test_mixed_burst(start_server):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(client, range(8)))
+    statuses = sum(per_worker, Counter())
     assert failures == []
     assert sum(statuses.values()) == 2000
     assert not [s for s in statuses if s >= 500], statuses
