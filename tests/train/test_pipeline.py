@@ -64,7 +64,9 @@ def artifact(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("artifact")
     args = ["--data", str(dataset), "--out", str(out), "--weights", "none", "--height", "96", "--width", "64",
             "--head-epochs", "20", "--finetune-epochs", "10", "--head-lr", "1e-2", "--finetune-lr", "1e-3", "--views", "2", "--min-examples", "10",
-            "--batch-size", "32", "--val-fraction", "0.25", "--version", "pipeline-test"]
+            "--batch-size", "32", "--val-fraction", "0.25", "--version", "pipeline-test",
+            # independent synthetic labels: plain weighted BCE (the listwise term is tested below)
+            "--rank-weight", "0", "--max-pos-weight", "8", "--dropout", "0.3", "--patience", "5"]
     assert main(args) == 0
     return out
 
@@ -113,3 +115,17 @@ def test_function_serves_the_artifact(artifact, make_app):
         truth += len(expected)
         predicted += len(body["genres"])
     assert 2 * hits / (truth + predicted) > 0.75  # micro-F1 of the served genres
+
+
+def test_listwise_term_rewards_ranking_the_right_genres_first():
+    from train.fit import multilabel_loss
+
+    y = np.array([[1.0, 0.0, 0.0]], np.float32)
+    right = np.array([[0.6, 0.3, 0.3]], np.float32)
+    wrong = np.array([[0.3, 0.6, 0.3]], np.float32)
+    plain, ranked = multilabel_loss(np.ones(3), 0.0), multilabel_loss(np.ones(3), 1.0)
+    assert float(ranked(y, right)[0]) < float(ranked(y, wrong)[0])
+    assert float(ranked(y, right)[0]) > float(plain(y, right)[0])  # the term adds to BCE
+    # same marginal BCE for both orders, so only the listwise term tells them apart
+    swapped = np.array([[0.3, 0.6, 0.3]], np.float32)
+    assert np.isclose(float(plain(np.array([[0.0, 1.0, 0.0]], np.float32), swapped)[0]), float(plain(y, right)[0]))
