@@ -25,8 +25,8 @@ class Dataset:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def read_table(csv_path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    """Return (ids, genre names, multi-hot matrix); duplicate Ids keep their first row."""
+def read_table(csv_path: Path) -> tuple[list[str], list[str], np.ndarray, int]:
+    """Return (ids, genre names, multi-hot matrix, duplicate rows); duplicate Ids keep their first row."""
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
@@ -36,13 +36,17 @@ def read_table(csv_path: Path) -> tuple[list[str], list[str], np.ndarray]:
         ids: list[str] = []
         rows: list[list[float]] = []
         seen: set[str] = set()
+        duplicates = 0
         for row in reader:
-            if not row or row[0] in seen:
+            if not row:
+                continue
+            if row[0] in seen:
+                duplicates += 1
                 continue
             seen.add(row[0])
             ids.append(row[0])
             rows.append([float(v == "1") for v in row[2 : 2 + len(genres)]])
-    return ids, genres, np.asarray(rows, dtype=np.float32).reshape(len(ids), len(genres))
+    return ids, genres, np.asarray(rows, dtype=np.float32).reshape(len(ids), len(genres)), duplicates
 
 
 def apply_min_examples(labels: np.ndarray, names: list[str], min_examples: int) -> tuple[np.ndarray, list[str], dict[str, int]]:
@@ -55,8 +59,7 @@ def apply_min_examples(labels: np.ndarray, names: list[str], min_examples: int) 
 
 def load(root: Path, spec: imaging.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
     """Read the table and decode every poster with the serving decoder; skip missing/corrupt ones."""
-    ids, names, labels = read_table(root / "train.csv")
-    duplicates = _count_rows(root / "train.csv") - len(ids)
+    ids, names, labels, duplicates = read_table(root / "train.csv")
     if limit:
         ids, labels = ids[:limit], labels[:limit]
 
@@ -82,11 +85,6 @@ def load(root: Path, spec: imaging.InputSpec, min_examples: int, limit: int | No
         "used": len(kept_ids),
     }
     return Dataset(kept_ids, images, labels, names, dropped, counts)
-
-
-def _count_rows(csv_path: Path) -> int:
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        return sum(1 for row in csv.reader(handle) if row) - 1
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
