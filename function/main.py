@@ -64,8 +64,8 @@ def _health() -> flask.Response:
         return _json({"status": "ready", "model": predictor.manifest.describe()})
     error = MODEL.last_error
     body = {"status": "failed" if error else "not_loaded", "model": None}
-    if error:
-        body["error"] = {"code": error.code, "message": error.message}
+    if error:  # the code only: load messages name buckets and paths, and /healthz is public
+        body["error"] = {"code": error.code}
     return _json(body)
 
 

@@ -1,14 +1,12 @@
 """Model artifact -> thread-safe predictor, loaded lazily once per instance.
 
-The artifact is a directory or a ``gs://`` prefix with ``model.tflite`` and ``manifest.json``.
+The artifact (a directory or a ``gs://`` prefix, see artifact.py) is verified before it is used.
 TensorFlow is never imported here: LiteRT (``ai_edge_litert``) runs the model, with the frozen
 ``tflite_runtime`` as a fallback.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import queue
 import threading
 from dataclasses import dataclass
@@ -21,47 +19,10 @@ try:
 except ImportError:  # pragma: no cover - exercised in the tflite-runtime environment
     from tflite_runtime.interpreter import Interpreter
 
+from artifact import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
 from errors import ModelUnavailable
-from imaging import InputSpec
 
-MODEL_FILE = "model.tflite"
-MANIFEST_FILE = "manifest.json"
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The training/serving contract (see README): labels, thresholds, input spec, checksum."""
-
-    name: str
-    version: str
-    sha256: str
-    size_bytes: int
-    labels: tuple[str, ...]
-    thresholds: np.ndarray
-    input: InputSpec
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Manifest":
-        try:
-            labels = tuple(str(label) for label in data["labels"])
-            thresholds = np.array([float(data["thresholds"][label]) for label in labels], dtype=np.float32)
-            manifest = cls(
-                name=str(data["name"]),
-                version=str(data["version"]),
-                sha256=str(data["sha256"]).lower(),
-                size_bytes=int(data["size_bytes"]),
-                labels=labels,
-                thresholds=thresholds,
-                input=InputSpec.from_manifest(data["input"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelUnavailable("invalid_manifest", f"The model manifest is invalid: {exc!r}") from exc
-        if not labels or len(set(labels)) != len(labels) or not np.all((thresholds >= 0) & (thresholds <= 1)):
-            raise ModelUnavailable("invalid_manifest", "The model manifest has bad labels or thresholds.")
-        return manifest
-
-    def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+__all__ = ["MANIFEST_FILE", "MODEL_FILE", "Manifest", "ModelUnavailable", "Prediction", "Predictor", "load", "read_artifact", "verify"]
 
 
 @dataclass(frozen=True)
@@ -69,16 +30,6 @@ class Prediction:
     genres: list[str]
     scores: dict[str, float]
     thresholds: dict[str, float]
-
-
-def verify(manifest: Manifest, model_bytes: bytes) -> None:
-    """Refuse a truncated or tampered model: size and sha256 must match the manifest."""
-    digest = hashlib.sha256(model_bytes).hexdigest()
-    if len(model_bytes) != manifest.size_bytes or digest != manifest.sha256:
-        raise ModelUnavailable(
-            "model_integrity",
-            f"Model file does not match its manifest (size {len(model_bytes)} vs {manifest.size_bytes}, sha256 {digest[:12]}...).",
-        )
 
 
 class Predictor:
@@ -141,9 +92,9 @@ def read_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
         return storage.fetch_artifact(uri, deadline_s)
     root = Path(uri)
     try:
-        manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest = read_manifest((root / MANIFEST_FILE).read_bytes())
         return manifest, (root / MODEL_FILE).read_bytes()
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise ModelUnavailable("model_unreadable", f"Cannot read the model artifact at {uri}: {exc.__class__.__name__}.") from exc
 
 

@@ -7,7 +7,6 @@ counts against the instance's memory (about 5 MB here).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import threading
@@ -17,7 +16,7 @@ from typing import Callable, TypeVar
 
 import logs
 from errors import ModelUnavailable
-from model import MANIFEST_FILE, MODEL_FILE
+from artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
 
 T = TypeVar("T")
 _client = None
@@ -91,11 +90,8 @@ def fetch_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
     bucket = client().bucket(bucket_name)
     timeout = (3.0, 10.0)
     raw = with_retries(lambda: bucket.blob(prefix + MANIFEST_FILE).download_as_bytes(retry=None, timeout=timeout), f"{uri}{MANIFEST_FILE}", remaining())
-    try:
-        manifest = json.loads(raw)
-        sha = str(manifest["sha256"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelUnavailable("invalid_manifest", f"{uri}{MANIFEST_FILE} is not a valid manifest.") from exc
+    manifest = read_manifest(raw)
+    sha = str(manifest.get("sha256"))
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     path = CACHE_DIR / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}-{MODEL_FILE}"
     partial = path.with_suffix(".partial")

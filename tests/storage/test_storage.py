@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -53,11 +54,55 @@ def test_publish_then_predict(model_dir, bucket, make_app):
     assert body["model"]["sha256"] == json.loads((model_dir / "manifest.json").read_text())["sha256"]
 
 
-def test_second_publish_of_a_version_is_refused(model_dir, bucket):
-    assert _publish(model_dir, bucket).returncode == 0
+def _generations(emulator, bucket: str) -> dict[str, str]:
+    listing = requests.get(f"{emulator.host}/storage/v1/b/{bucket}/o", timeout=5).json()
+    return {item["name"]: item["generation"] for item in listing.get("items", [])}
+
+
+def test_republishing_the_same_version_is_a_no_op(model_dir, bucket, emulator):
+    first = _publish(model_dir, bucket)
+    assert first.returncode == 0, first.stderr
+    before = _generations(emulator, bucket)
     again = _publish(model_dir, bucket)
-    assert again.returncode != 0
-    assert "already exists" in again.stderr and "MODEL_URI=" not in again.stdout
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    assert again.stdout.count("unchanged ") == 2 and "uploaded" not in again.stdout
+    assert _generations(emulator, bucket) == before  # nothing was written
+
+
+def test_a_different_model_under_a_published_version_is_refused(model_dir, bucket, copy_model):
+    assert _publish(model_dir, bucket).returncode == 0
+    other = copy_model()
+    data = (other / "model.tflite").read_bytes() + b"\0"  # same version name, different bytes
+    (other / "model.tflite").write_bytes(data)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    again = _publish(other, bucket)
+    assert again.returncode == 1
+    assert "already exists with a different model" in again.stderr and "MODEL_URI=" not in again.stdout
+    assert "Traceback" not in again.stderr
+
+
+def test_a_publish_cut_short_is_completed(model_dir, bucket, emulator, make_app):
+    """Only the model made it (the manifest goes last): publishing again adds the manifest."""
+    version = _version(model_dir)
+    emulator.put(bucket, f"models/{version}/model.tflite", (model_dir / "model.tflite").read_bytes())
+    done = _publish(model_dir, bucket)
+    assert done.returncode == 0, done.stderr
+    assert "unchanged gs://" in done.stdout and f"uploaded gs://{bucket}/models/{version}/manifest.json" in done.stdout
+    app, _ = make_app(MODEL_URI=f"gs://{bucket}/models/{version}/")
+    assert app.test_client().post("/", data=poster("Red")).get_json()["genres"] == ["Red"]
+
+
+def test_publish_without_a_project_or_credentials_is_a_clear_error(model_dir, tmp_path):
+    """No emulator, no ADC, no gcloud config: one error line, no traceback."""
+    env = {k: v for k, v in _env().items() if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")}
+    env.update(CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path), GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "some-bucket"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "publish: error: Cannot reach or authenticate to Cloud Storage" in done.stderr and "--project" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_publish_needs_an_existing_bucket(model_dir):
