@@ -9,9 +9,15 @@ WEIGHTS ?= imagenet
 PREFIX ?= models
 MODEL_DIR ?= function/model
 TEST_MODEL_DIR := build/test-model
+STATE_BUCKET ?= $(PROJECT)-tfstate
+# The google provider's schema for the offline check of infra/*.tf: @cdktf/provider-google
+# 14.13.0 is generated from hashicorp/google 6.14.0 (the version pinned in infra/versions.tf).
+PROVIDER_SCHEMA := build/cdktf-provider-google-14.13.0.tgz
+DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --state-bucket "$(STATE_BUCKET)" --prefix "$(PREFIX)" \
+	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test test-function-tflite train publish emulate deploy bench clean
+.PHONY: help serve test test-function-tflite train publish emulate bootstrap deploy rollback versions bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,8 +56,11 @@ serve: .venv/.installed ## serve the bundled model (or MODEL_URI) on 127.0.0.1:$
 $(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py
 	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)
 
-test: .venv-test/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite ## run every test (both interpreter backends)
-	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov .venv-test/bin/python -m pytest
+$(PROVIDER_SCHEMA):
+	mkdir -p build && cd build && npm pack --silent @cdktf/provider-google@14.13.0 >/dev/null
+
+test: .venv-test/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) ## run every test (both interpreter backends)
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
 	$(MAKE) test-function-tflite
 
 test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
@@ -64,17 +73,28 @@ train: .venv-train/.installed ## train on DATA into OUT (WEIGHTS=imagenet|PATH)
 	.venv/bin/pip install -q -r infra/requirements-emulate.txt
 	touch $@
 
-publish: .venv/.installed ## upload MODEL_DIR to gs://BUCKET/PREFIX/<version>/ (immutable); prints MODEL_URI=...
-	@test -n "$(BUCKET)" || (echo "usage: make publish MODEL_DIR=dir BUCKET=bucket [PREFIX=models]" >&2; exit 2)
-	@.venv/bin/python -m train.publish $(MODEL_DIR) $(BUCKET) $(PREFIX)
+publish: .venv/.installed ## upload MODEL_DIR to gs://BUCKET/PREFIX/<version>/ (immutable, idempotent); prints MODEL_URI=...
+	@test -n "$(BUCKET)" || (echo "usage: make publish MODEL_DIR=dir BUCKET=bucket [PREFIX=models] [PROJECT=p]" >&2; exit 2)
+	@.venv/bin/python -m train.publish $(MODEL_DIR) $(BUCKET) $(PREFIX) $(if $(PROJECT),--project "$(PROJECT)")
 
 emulate: .venv/.emulator ## fake-gcs-server + publish the bundled model + serve it from there on $PORT
 	PORT=$(PORT) .venv/bin/python infra/emulate.py
 
-deploy: .venv/.installed ## publish + terraform apply (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only)
-	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [MODEL_URI=gs://...] [DRY_RUN=1]" >&2; exit 2)
-	@.venv/bin/python infra/deploy.py --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --model-dir $(MODEL_DIR) --prefix $(PREFIX) \
-		--python .venv/bin/python $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
+bootstrap: .venv/.installed ## once per project: enable base APIs, create the versioned state bucket, init + lock (PROJECT=, REGION=)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make bootstrap PROJECT=p REGION=r [STATE_BUCKET=p-tfstate]" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py bootstrap $(DEPLOY_ARGS)
+
+deploy: .venv/.installed ## bundle, publish (if new), verify, terraform apply, smoke test (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [MODEL_URI=gs://...] [PRIVATE=1] [DRY_RUN=1]" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py deploy $(DEPLOY_ARGS) --model-dir $(MODEL_DIR) $(if $(MODEL_URI),--model-uri "$(MODEL_URI)")
+
+rollback: .venv/.installed ## serve another published version, same code (MODEL_URI=gs://... or VERSION=; PROJECT=, REGION=, BUCKET=)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" -a -n "$(MODEL_URI)$(VERSION)" || (echo "usage: make rollback PROJECT=p REGION=r BUCKET=b (MODEL_URI=gs://b/models/<version>/ | VERSION=<version>)" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py rollback $(DEPLOY_ARGS) $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(VERSION),--version "$(VERSION)")
+
+versions: .venv/.installed ## list published versions: publish time, headline validation metrics (BUCKET=, [PROJECT=])
+	@test -n "$(BUCKET)" || (echo "usage: make versions BUCKET=b [PREFIX=models] [PROJECT=p]" >&2; exit 2)
+	@.venv/bin/python infra/versions.py --bucket "$(BUCKET)" --prefix "$(PREFIX)" $(if $(PROJECT),--project "$(PROJECT)")
 
 bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, memory vs a TensorFlow server (not part of make test)
 	.venv-test/bin/python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python

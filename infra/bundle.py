@@ -1,26 +1,37 @@
-"""Build the Cloud Functions source bundle: function/ only, without the bundled model or caches.
+"""The Cloud Functions source bundle: git-tracked files of function/, without the bundled model.
 
-In the cloud the model comes from the bucket (MODEL_URI), so the bundle stays small.
-Usage: python3 infra/bundle.py build/function-source.zip
+Only tracked files go in (``git ls-files``), so a stray ``function/.env``, a local venv or a
+cache never reaches the cloud; in the cloud the model comes from the bucket (MODEL_URI).
+The zip is reproducible (sorted entries, fixed timestamps): the same code gives the same bytes,
+so its object name (an md5) and the function do not change on a redeploy.
+
+Usage: python infra/bundle.py build/function-source.zip
+       python infra/bundle.py --fetch gs://BUCKET/sources/function-<md5>.zip OUT.zip   (make rollback)
 """
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-FUNCTION_DIR = Path(__file__).resolve().parent.parent / "function"
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTION_DIR = ROOT / "function"
 EXCLUDED_DIRS = {"model", "__pycache__", "tests"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".tflite"}
 
 
 def files(root: Path = FUNCTION_DIR) -> list[str]:
-    """Relative paths that go into the bundle, sorted."""
+    """Tracked files under ``root`` (relative, sorted), minus the bundled model and caches."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", "."], cwd=root, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RuntimeError(f"{root} is not in a git checkout: the bundle holds tracked files only") from exc
     chosen = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if path.is_file() and not EXCLUDED_DIRS & set(rel.parts[:-1]) and path.suffix not in EXCLUDED_SUFFIXES:
+    for rel in sorted(Path(name) for name in listed.decode().split("\0") if name):
+        if not EXCLUDED_DIRS & set(rel.parts[:-1]) and rel.suffix not in EXCLUDED_SUFFIXES and (root / rel).is_file():
             chosen.append(rel.as_posix())
     return chosen
 
@@ -37,6 +48,29 @@ def build(out: Path, root: Path = FUNCTION_DIR) -> list[str]:
     return names
 
 
+def fetch(uri: str, out: Path) -> None:
+    """Download a deployed bundle; its name carries its md5 (see main.tf), which must match."""
+    sys.path.insert(0, str(FUNCTION_DIR))
+    import storage
+
+    bucket, name = storage.parse_uri(uri)
+    name = name.rstrip("/")
+    data = storage.client().bucket(bucket).blob(name).download_as_bytes()
+    expected = Path(name).stem.removeprefix("function-")
+    if hashlib.md5(data).hexdigest() != expected:
+        raise RuntimeError(f"{uri} does not match the md5 in its name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/function-source.zip")
-    print(f"{target}: {len(build(target))} files")
+    if len(sys.argv) == 4 and sys.argv[1] == "--fetch":
+        try:
+            fetch(sys.argv[2], Path(sys.argv[3]))
+        except Exception as exc:  # not deployed, no access: one line, not a traceback
+            print(f"bundle: error: cannot fetch {sys.argv[2]}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+            raise SystemExit(1)
+        print(f"{sys.argv[3]}: the deployed source {sys.argv[2]}")
+    else:
+        target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/function-source.zip")
+        print(f"{target}: {len(build(target))} files")

@@ -10,5 +10,10 @@ output "bucket" {
 
 output "model_uri" {
   description = "Model version the function serves."
-  value       = local.model_uri
+  value       = var.model_uri
+}
+
+output "source_object" {
+  description = "Object name of the deployed source bundle (make rollback redeploys exactly this code)."
+  value       = google_storage_bucket_object.source.name
 }

@@ -20,16 +20,22 @@ variable "function_name" {
   default     = "postergenre"
 }
 
-variable "model_uri" {
-  description = "gs:// prefix of the published model version (the last line of make publish)."
+variable "prefix" {
+  description = "Object prefix of published model versions in the bucket (make PREFIX=)."
   type        = string
-  default     = ""
+  default     = "models"
 }
 
-variable "model_version" {
-  description = "Published model version under gs://BUCKET/models/; used when model_uri is empty."
+variable "model_uri" {
+  description = "gs://BUCKET/PREFIX/VERSION/ of the published model version to serve (make deploy and make rollback pass it)."
   type        = string
-  default     = ""
+
+  validation {
+    # A bucket name, then one or more path segments, ending with '/': a version prefix, never
+    # "gs://b/models//" (an empty version) nor a file.
+    condition     = can(regex("^gs://[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](/[^/]+)+/$", var.model_uri))
+    error_message = "model_uri must look like gs://bucket/prefix/version/ (the MODEL_URI= line printed by make publish)."
+  }
 }
 
 variable "source_zip" {
@@ -38,10 +44,10 @@ variable "source_zip" {
   default     = "../build/function-source.zip"
 }
 
-variable "memory" {
-  description = "Memory per instance (tests/bench: peak RSS about 150 MB at 2 threads)."
-  type        = string
-  default     = "512Mi"
+variable "memory_mb" {
+  description = "Memory per instance in MiB (tests/bench: peak RSS about 150 MB at 2 threads); also the MEMORY_MB env var the app sizes its limits from."
+  type        = number
+  default     = 512
 }
 
 variable "cpu" {
@@ -57,7 +63,7 @@ variable "max_instances" {
 }
 
 variable "concurrency" {
-  description = "Concurrent requests per instance; also the THREADS env var of the server."
+  description = "Concurrent requests per instance; also the THREADS (and INTERPRETERS) env var of the server."
   type        = number
   default     = 2
 }
