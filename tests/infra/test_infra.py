@@ -1,9 +1,10 @@
-"""Offline checks of the deployment: fmt, HCL structure, checkov, the bundle, the dry run."""
+"""Offline checks of the deployment: fmt, HCL structure against the provider schema, checkov, the bundle, the dry run."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import hcl2
 import pytest
 
 from tests.conftest import ROOT
+from tests.infra.provider_schema import resource_schemas, unknown_arguments
 
 INFRA = ROOT / "infra"
 
@@ -71,28 +73,111 @@ def test_bucket_is_private_versioned_with_lifecycle(resources):
     assert any(_one(r["condition"]).get("days_since_noncurrent_time") for r in rules)
 
 
-def test_least_privilege_service_account(resources):
-    assert ("google_service_account", "function") in resources
+def _hcl(name: str) -> dict:
+    with (INFRA / name).open() as handle:
+        return _unquote(hcl2.load(handle))
+
+
+def test_every_resource_argument_exists_in_the_pinned_provider(resources, tmp_path):
+    """terraform validate's argument check, offline: every resource type and argument (nested
+    blocks included) used in infra/*.tf must exist in hashicorp/google 6.14.0's schema."""
+    tgz = Path(os.environ.get("PROVIDER_SCHEMA", ROOT / "build" / "cdktf-provider-google-14.13.0.tgz"))
+    if not tgz.exists():
+        pytest.fail(f"{tgz} missing: make test fetches it (npm pack @cdktf/provider-google@14.13.0)")
+    kinds = {kind for kind, _ in resources}
+    schemas = resource_schemas(tgz, kinds | {"google_storage_bucket_object"})
+    assert kinds <= set(schemas), f"resource types unknown to the provider: {kinds - set(schemas)}"
+    problems = [p for (kind, _), body in resources.items() for p in unknown_arguments(kind, body, schemas[kind])]
+    assert problems == []
+    # the check itself can fail: a misspelled argument and a misplaced one are reported
+    bad = {"name": "x", "bucket": "b", "sorce": "f", "versioning": [{"enabled": True}]}
+    assert unknown_arguments("google_storage_bucket_object", bad, schemas["google_storage_bucket_object"]) == [
+        "google_storage_bucket_object.sorce", "google_storage_bucket_object.versioning"]
+    build = _one(resources[("google_cloudfunctions2_function", "predict")]["build_config"])
+    typo = {"build_config": [{**build, "service_acount": "x"}]}
+    assert unknown_arguments("google_cloudfunctions2_function", typo, schemas["google_cloudfunctions2_function"]) == [
+        "google_cloudfunctions2_function.build_config.service_acount"]
+
+
+def test_apis_a_new_project_needs_are_enabled(resources):
+    apis = resources[("google_project_service", "apis")]
+    assert apis["disable_on_destroy"] is False
+    services = set(re.findall(r"[a-z]+\.googleapis\.com", json.dumps(_hcl("main.tf")["locals"])))
+    assert {"cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com", "artifactregistry.googleapis.com",
+            "iam.googleapis.com", "storage.googleapis.com", "cloudresourcemanager.googleapis.com", "logging.googleapis.com"} <= services
+    for kind in ("google_storage_bucket", "google_service_account"):
+        for (k, name), body in resources.items():
+            if k == kind:
+                assert "google_project_service.apis" in str(body.get("depends_on")), (k, name)
+
+
+def test_least_privilege_service_accounts(resources):
+    assert ("google_service_account", "function") in resources and ("google_service_account", "build") in resources
     bindings = {k: v for k, v in resources.items() if "iam" in k[0]}
-    assert not [k for k in bindings if k[0].startswith("google_project_iam")], "no project-level grants"
-    sa_grants = [v for k, v in bindings.items() if "serviceAccount" in str(v.get("member", ""))]
-    assert len(sa_grants) == 1 and sa_grants[0]["role"] == "roles/storage.objectViewer"
-    assert "google_storage_bucket.models" in sa_grants[0]["bucket"]
-    roles = {v["role"] for v in bindings.values()}
-    assert not roles & {"roles/owner", "roles/editor", "roles/storage.admin", "roles/storage.objectAdmin"}
+    runtime = [v for v in bindings.values() if "google_service_account.function" in str(v.get("member", ""))]
+    assert len(runtime) == 1 and runtime[0]["role"] == "roles/storage.objectViewer"
+    assert "google_storage_bucket.models" in runtime[0]["bucket"]
+    # project-level grants: only the build account, only the roles Google documents for function builds
+    project = [v for k, v in bindings.items() if k[0].startswith("google_project_iam")]
+    assert [k for k, v in bindings.items() if k[0].startswith("google_project_iam")] == [("google_project_iam_member", "build")]
+    assert "google_service_account.build" in project[0]["member"]
+    assert "roles/logging.logWriter" in str(project[0]["for_each"]) and "roles/artifactregistry.writer" in str(project[0]["for_each"])
+    source = bindings[("google_storage_bucket_iam_member", "build_reads_source")]
+    assert source["role"] == "roles/storage.objectViewer" and "google_service_account.build" in source["member"]
+    roles = {v["role"] for v in bindings.values()} | set(re.findall(r"roles/[\w.]+", str(project[0]["for_each"])))
+    assert not roles & {"roles/owner", "roles/editor", "roles/storage.admin", "roles/storage.objectAdmin", "roles/iam.serviceAccountUser"}
 
 
 def test_function_definition(resources):
     function = resources[("google_cloudfunctions2_function", "predict")]
     build, service = _one(function["build_config"]), _one(function["service_config"])
     assert build["runtime"] == "python311" and build["entry_point"] == "predict"
+    assert "google_service_account.build.id" in build["service_account"]
     assert service["min_instance_count"] == 0
     assert "google_service_account.function.email" in service["service_account_email"]
     env = service["environment_variables"]
-    assert {"MODEL_URI", "ALLOWED_ORIGINS", "THREADS"} <= set(env)
+    assert {"MODEL_URI", "ALLOWED_ORIGINS", "THREADS", "MEMORY_MB"} <= set(env)
+    assert "var.model_uri" in env["MODEL_URI"]
+    # the app's limits come from the same variables that size the instance
     assert "var.concurrency" in env["THREADS"] and "var.concurrency" in str(service["max_instance_request_concurrency"])
+    assert "var.memory_mb" in env["MEMORY_MB"] and "var.memory_mb" in service["available_memory"]
+    precondition = _one(_one(function["lifecycle"])["precondition"])
+    assert "var.bucket" in precondition["condition"] and "local.prefix" in precondition["condition"]
     invoker = resources[("google_cloud_run_service_iam_member", "public_invoker")]
     assert "var.allow_unauthenticated" in str(invoker["count"]) and invoker["role"] == "roles/run.invoker"
+
+
+def test_variable_defaults_match_the_app():
+    variables = {name: body for block in _hcl("variables.tf")["variable"] for name, body in block.items()}
+    assert variables["memory_mb"]["default"] == 512 and variables["concurrency"]["default"] == 2
+    assert "default" not in variables["model_uri"]  # no silent gs://bucket/models// deploy
+
+
+@pytest.mark.parametrize(
+    "uri, valid",
+    [
+        ("gs://my-bucket/models/20261121-083004/", True),
+        ("gs://my-bucket/a/b/v1/", True),
+        ("", False),
+        ("gs://my-bucket/models//", False),
+        ("gs://my-bucket/models/v1", False),
+        ("gs://my-bucket/", False),
+        ("s3://my-bucket/models/v1/", False),
+        ("gs://My_Bucket/models/v1/", False),
+    ],
+)
+def test_model_uri_validation(uri, valid):
+    """The variable's validation regex (RE2; this pattern means the same in Python's re)."""
+    variable = next(block["model_uri"] for block in _hcl("variables.tf")["variable"] if "model_uri" in block)
+    pattern = re.search(r'regex\("(.+?)", var\.model_uri\)', _one(variable["validation"])["condition"]).group(1)
+    assert bool(re.fullmatch(pattern, uri)) is valid
+
+
+def test_state_lives_in_a_gcs_backend():
+    terraform = _one(_hcl("versions.tf")["terraform"])
+    assert "gcs" in str(terraform["backend"])
+    ignored = subprocess.run(["git", "check-ignore", "-q", "infra/.terraform.lock.hcl"], cwd=ROOT).returncode
+    assert ignored == 1, "the provider lock file must not be git-ignored (commit it after make bootstrap)"
 
 
 def test_checkov_clean_with_reasoned_skips():
@@ -117,10 +202,29 @@ def test_bundle_holds_the_function_only(tmp_path):
     names = bundle.build(out)
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == names
-    assert {"main.py", "requirements.txt", "imaging.py", "model.py", "storage.py", "inputs.py", "openapi.yaml"} <= set(names)
+    assert {"main.py", "requirements.txt", "imaging.py", "model.py", "artifact.py", "storage.py", "inputs.py", "openapi.yaml"} <= set(names)
     assert not [n for n in names if n.startswith(("model/", "tests/", "train/")) or n.endswith((".tflite", ".pyc"))]
     assert bundle.build(tmp_path / "again.zip") == names
     assert (tmp_path / "again.zip").read_bytes() == out.read_bytes()  # reproducible
+
+
+def test_bundle_takes_tracked_files_only(tmp_path):
+    """A stray .env, a local venv or a cache next to the code never reaches the cloud."""
+    sys.path.insert(0, str(INFRA))
+    import bundle
+
+    root = tmp_path / "function"
+    (root / "venv" / "lib").mkdir(parents=True)
+    (root / "main.py").write_text("x = 1\n")
+    (root / ".env").write_text("SECRET=1\n")
+    (root / "venv" / "lib" / "site.py").write_text("")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "main.py"], cwd=root, check=True)
+    assert bundle.files(root) == ["main.py"]
+    shutil.rmtree(root / ".git")
+    with pytest.raises(RuntimeError, match="not in a git checkout"):
+        bundle.files(root)
 
 
 def test_requirements_install_into_a_clean_venv(tmp_path):
@@ -134,14 +238,25 @@ def test_requirements_install_into_a_clean_venv(tmp_path):
     assert done.stdout.strip() == "False"
 
 
-def test_deploy_dry_run_shows_publish_and_apply():
+def test_deploy_dry_run_shows_every_step_in_order():
     done = subprocess.run(["make", "-s", "deploy", "DRY_RUN=1", "PROJECT=p", "REGION=r", "BUCKET=b"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("DRY RUN: ")]
     version = json.loads((ROOT / "function" / "model" / "manifest.json").read_text())["version"]
-    assert any("infra/bundle.py" in line for line in lines)
-    assert any("terraform -chdir=infra init" in line for line in lines)
-    publish = next(i for i, line in enumerate(lines) if "-m train.publish function/model b models" in line)
-    apply = next(i for i, line in enumerate(lines) if "apply" in line and f"model_uri=gs://b/models/{version}/" in line)
-    assert publish < apply
-    assert "project=p" in lines[apply] and "region=r" in lines[apply] and "bucket=b" in lines[apply]
+    uri = f"gs://b/models/{version}/"
+
+    def at(*needles: str, without: str = "\0") -> int:
+        return next(i for i, line in enumerate(lines) if all(n in line for n in needles) and without not in line)
+
+    steps = [
+        at("infra/bundle.py"),
+        at("terraform -chdir=infra init", "-backend-config=bucket=p-tfstate"),
+        at("apply", "-target=google_storage_bucket.models", f"model_uri={uri}"),
+        at("-m train.publish function/model b models --project p"),
+        at("infra/versions.py", f"--verify {uri}"),
+        at("apply", f"model_uri={uri}", "source_zip=", without="-target"),
+        at("output -raw function_url"),
+        at("infra/smoke.py", f"--expect-version {version}"),
+    ]
+    assert steps == sorted(steps)
+    assert all(f"{v}" in lines[steps[5]] for v in ("project=p", "region=r", "bucket=b", "prefix=models"))
