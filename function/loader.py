@@ -11,6 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import logs
 from errors import ModelUnavailable
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class LazyModel:
             except Exception as exc:  # any load fault is a 503, never a crash
                 error = exc if isinstance(exc, ModelUnavailable) else ModelUnavailable("model_unavailable", f"Model load failed: {exc.__class__.__name__}.")
                 self._failure = (time.monotonic(), error)
+                logs.emit("ERROR", "model load failed", uri=self.uri, error_code=error.code, detail=error.message)
                 raise error from exc
             self._failure = None
             return self._predictor

@@ -64,8 +64,8 @@ def _health() -> flask.Response:
         return _json({"status": "ready", "model": predictor.manifest.describe()})
     error = MODEL.last_error
     body = {"status": "failed" if error else "not_loaded", "model": None}
-    if error:  # the code only: load messages name buckets and paths, and /healthz is public
-        body["error"] = {"code": error.code}
+    if error:  # load messages name buckets and paths: the details go to the logs (loader.py), not to a public URL
+        body["error"] = {"code": error.code, "message": "The model could not be loaded; the function's logs have the details."}
     return _json(body)
 
 

@@ -77,8 +77,12 @@ def deploy_plan(args: argparse.Namespace) -> list[Step]:
     else:  # the version is known before the publish: it is in the artifact's manifest
         sys.path.insert(0, str(ROOT / "function"))
         import artifact
+        from errors import ModelUnavailable
 
-        manifest = artifact.parse_manifest((ROOT / args.model_dir / artifact.MANIFEST_FILE).read_bytes())
+        try:
+            manifest = artifact.parse_manifest((ROOT / args.model_dir / artifact.MANIFEST_FILE).read_bytes())
+        except (OSError, ModelUnavailable) as exc:
+            raise SystemExit(f"deploy: error: {args.model_dir} is not a model artifact: {exc}") from exc
         uri = artifact.version_uri(args.bucket, args.prefix, manifest.version)
     steps = [
         Step([args.python, "infra/bundle.py", BUNDLE]),
