@@ -96,12 +96,11 @@ def list_versions(bucket: str, prefix: str = "models") -> list[Version]:
     return sorted(found, key=lambda v: (v.published, v.version))
 
 
-def table(versions: list[Version], current: str = "") -> str:
-    lines = [f"  {'version':<20} {'published':<24} " + " ".join(f"{k:>13}" for k in HEADLINE) + "  MODEL_URI"]
+def table(versions: list[Version]) -> str:
+    lines = [f"{'version':<20} {'published':<24} " + " ".join(f"{k:>13}" for k in HEADLINE) + "  MODEL_URI"]
     for v in versions:
-        mark = "*" if v.uri == current else " "
         cells = " ".join(f"{v.metrics[k]:>13.3f}" if k in v.metrics else f"{'-':>13}" for k in HEADLINE)
-        lines.append(f"{mark} {v.version:<20} {v.published:<24} {cells}  {v.uri}")
+        lines.append(f"{v.version:<20} {v.published:<24} {cells}  {v.uri}")
     return "\n".join(lines)
 
 
@@ -110,7 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--prefix", default="models")
     parser.add_argument("--project", default=None)
-    parser.add_argument("--current", default="", help="MODEL_URI being served (marked with *)")
     parser.add_argument("--verify", metavar="MODEL_URI", help="verify this version instead of listing")
     args = parser.parse_args(argv)
     _use_project(args.project)
@@ -129,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if not versions:
         print(f"no published versions under gs://{args.bucket}/{_root(args.prefix)}")
         return 0
-    print(table(versions, args.current))
+    print(table(versions))
     return 0
 
 

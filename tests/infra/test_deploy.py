@@ -70,6 +70,7 @@ def _versioned(model_dir, tmp_path, version: str):
     shutil.copytree(model_dir, dest)
     manifest = json.loads((dest / "manifest.json").read_text())
     manifest["version"] = version
+    manifest["metrics"] = {"validation": {"mAP_macro": 0.321, "roc_auc_macro": 0.765, "one_error": 0.4}}
     (dest / "manifest.json").write_text(json.dumps(manifest))
     return dest
 
@@ -115,7 +116,8 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, model
 
     listing = cloud.make("versions")
     assert listing.returncode == 0, listing.stderr
-    assert "rollback-old" in listing.stdout and "rollback-new" in listing.stdout and new_uri in listing.stdout
+    rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+    assert [(r[0], r[-4:]) for r in rows] == [(v, ["0.321", "0.765", "0.400", u]) for v, u in (("rollback-old", old_uri), ("rollback-new", new_uri))]
 
 
 def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, tmp_path, start_server, emulator):
