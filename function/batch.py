@@ -42,7 +42,9 @@ def instances(request: flask.Request, max_bytes: int, max_batch: int) -> list | 
     mimetype = (request.mimetype or "").lower()
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         return None
-    request.max_content_length = max_bytes  # werkzeug refuses a longer body, declared or chunked
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise inputs.too_large(max_bytes)  # before touching the stream, as inputs.py does
+    request.max_content_length = max_bytes  # also bounds a chunked body
     try:
         body = request.get_data(cache=True)  # cached: a single-image JSON body is parsed from it again
     except RequestEntityTooLarge as exc:

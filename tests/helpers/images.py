@@ -18,3 +18,14 @@ def poster(colour: str = "Red", size: tuple[int, int] = (200, 300), fmt: str = "
     out = io.BytesIO()
     image.save(out, fmt, **save)
     return out.getvalue()
+
+
+def block_poster(colour: str, cell: tuple[int, int], grid: tuple[int, int], size: tuple[int, int] = (200, 300), fmt: str = "PNG") -> bytes:
+    """A black poster with one block of ``colour`` filling grid cell (row, col) of a rows x cols grid."""
+    (row, col), (rows, cols) = cell, grid
+    width, height = size[0] // cols, size[1] // rows
+    image = Image.new("RGB", size, (0, 0, 0))
+    image.paste(COLOURS[colour], (col * width, row * height, (col + 1) * width, (row + 1) * height))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()

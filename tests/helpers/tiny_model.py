@@ -20,6 +20,7 @@ LABELS = ["Red", "Green", "Blue"]
 HEIGHT, WIDTH = 48, 32
 CELL = 8
 GRID = (HEIGHT // CELL, WIDTH // CELL)
+PLAIN = "without-explanations"  # the same model exported without the explanation output, in OUT/PLAIN
 
 
 def build(out: Path, version: str = "test-1", explanations: bool = True) -> Path:
@@ -48,4 +49,5 @@ def build(out: Path, version: str = "test-1", explanations: bool = True) -> Path
 
 
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1])))
+    out = Path(sys.argv[1])
+    print(build(out), build(out / PLAIN, explanations=False))
