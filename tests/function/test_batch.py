@@ -138,7 +138,7 @@ def test_a_batch_of_garbage_does_not_load_the_model(make_app):
 
 
 def test_explain_in_a_batch(client):
-    instances = [{"b64": _b64(block_poster("Red", (1, 2), GRID))}, {"b64": "bad!"}, {"b64": _b64(block_poster("Blue", (5, 0), GRID))}]
+    instances = [{"b64": _b64(block_poster({(1, 2): "Red"}, GRID))}, {"b64": "bad!"}, {"b64": _b64(block_poster({(5, 0): "Blue"}, GRID))}]
     slots = _batch(client.post("/?explain=1", json={"instances": instances}), 3)
     assert _code(slots[1]) == "invalid_base64"
     for slot, colour, cell in ((slots[0], "Red", (1, 2)), (slots[2], "Blue", (5, 0))):

@@ -35,11 +35,21 @@ def test_explain_adds_a_heatmap_per_returned_genre(client, flag):
 
 @pytest.mark.parametrize(("colour", "cell"), [("Red", (0, 0)), ("Red", (4, 1)), ("Blue", (5, 3)), ("Green", (2, 2))])
 def test_heatmap_peaks_where_the_colour_is(client, colour, cell):
-    body = _explained(client.post("/?explain=1", data=block_poster(colour, cell, GRID), content_type="image/png"))
+    body = _explained(client.post("/?explain=1", data=block_poster({cell: colour}, GRID), content_type="image/png"))
     assert body["genres"] == [colour]
     grid = np.array(body["explanations"][colour]["heatmap"])
     assert np.unravel_index(grid.argmax(), grid.shape) == cell
     assert grid[cell] == 1.0 and np.delete(grid.ravel(), np.ravel_multi_index(cell, GRID)).max() < 0.5
+
+
+def test_each_returned_genre_gets_its_own_map(client):
+    """Yellow reads as Red and Green to the tiny model; a red and a green block tell the maps apart."""
+    image = block_poster({(1, 3): "Red", (4, 0): "Green"}, GRID, background=(255, 255, 0))
+    body = _explained(client.post("/?explain=1", data=image, content_type="image/png"))
+    assert sorted(body["genres"]) == ["Green", "Red"]
+    for colour, cell in (("Red", (1, 3)), ("Green", (4, 0))):
+        grid = np.array(body["explanations"][colour]["heatmap"])
+        assert np.unravel_index(grid.argmax(), GRID) == cell
 
 
 @pytest.mark.parametrize("flag", ["0", "false", "no", "off"])

@@ -20,12 +20,13 @@ def poster(colour: str = "Red", size: tuple[int, int] = (200, 300), fmt: str = "
     return out.getvalue()
 
 
-def block_poster(colour: str, cell: tuple[int, int], grid: tuple[int, int], size: tuple[int, int] = (200, 300), fmt: str = "PNG") -> bytes:
-    """A black poster with one block of ``colour`` filling grid cell (row, col) of a rows x cols grid."""
-    (row, col), (rows, cols) = cell, grid
+def block_poster(blocks: dict[tuple[int, int], str], grid: tuple[int, int], background: tuple[int, int, int] = (0, 0, 0), size: tuple[int, int] = (200, 300), fmt: str = "PNG") -> bytes:
+    """A poster of ``background`` with blocks of colour filling cells {(row, col): colour} of a rows x cols grid."""
+    rows, cols = grid
     width, height = size[0] // cols, size[1] // rows
-    image = Image.new("RGB", size, (0, 0, 0))
-    image.paste(COLOURS[colour], (col * width, row * height, (col + 1) * width, (row + 1) * height))
+    image = Image.new("RGB", size, background)
+    for (row, col), colour in blocks.items():
+        image.paste(COLOURS[colour], (col * width, row * height, (col + 1) * width, (row + 1) * height))
     out = io.BytesIO()
     image.save(out, fmt)
     return out.getvalue()

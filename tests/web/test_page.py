@@ -70,6 +70,80 @@ def test_page_classifies_a_poster(page_on_server, tmp_path):
     assert _remote_hosts(requested) == {"127.0.0.1"}, requested
 
 
+def _canvas_alpha(page) -> list[list[int]]:
+    """The overlay canvas's own pixels (rows x cols), alpha channel only."""
+    return page.evaluate("""() => {
+        const c = document.getElementById("heatmap");
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        return Array.from({length: c.height}, (_, r) => Array.from({length: c.width}, (_, x) => d[4 * (r * c.width + x) + 3]));
+    }""")
+
+
+def _argmax(grid) -> tuple[int, int]:
+    flat = [v for row in grid for v in row]
+    i = flat.index(max(flat))
+    return divmod(i, len(grid[0]))
+
+
+def test_heatmap_overlay_follows_the_chosen_genre(browser, start_server, tmp_path):
+    """Desktop layout: the poster keeps its aspect ratio; a genre chip overlays that genre's heatmap,
+    drawn from the JSON the page received."""
+    from tests.helpers.images import block_poster
+    from tests.helpers.tiny_model import GRID
+
+    server = start_server()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(server.url + "/")
+    upload = tmp_path / "poster.png"
+    cells = {"Red": (1, 3), "Green": (4, 0)}
+    upload.write_bytes(block_poster({cell: colour for colour, cell in cells.items()}, GRID, background=(255, 255, 0), size=(300, 450)))
+    with page.expect_response(lambda r: "explain=1" in r.url) as answer:
+        page.set_input_files("input[type=file]", str(upload))
+    explanations = answer.value.json()["explanations"]
+    chips = page.get_by_test_id("genres").get_by_role("button")
+    chips.first.wait_for(timeout=15000)
+    assert sorted(chips.all_inner_texts()) == ["Green", "Red"]
+    heatmap = page.get_by_test_id("heatmap")
+    assert heatmap.is_hidden()
+
+    box = page.locator("#preview").bounding_box()
+    assert abs(box["width"] / box["height"] - 300 / 450) < 0.01, box  # not stretched
+    seen = {}
+    for genre in ("Red", "Green"):
+        page.get_by_role("button", name=genre).click()
+        assert heatmap.is_visible() and heatmap.get_attribute("data-genre") == genre
+        assert page.get_by_role("button", name=genre).get_attribute("aria-pressed") == "true"
+        assert heatmap.bounding_box() == page.locator("#preview").bounding_box()  # exactly over the poster
+        alpha = _canvas_alpha(page)
+        expected = explanations[genre]["heatmap"]
+        assert (len(alpha), len(alpha[0])) == GRID
+        assert all(abs(a - round(190 * v)) <= 1 for row_a, row_v in zip(alpha, expected) for a, v in zip(row_a, row_v))
+        assert _argmax(alpha) == cells[genre]
+        seen[genre] = alpha
+        ARTEFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTEFACTS / f"page-heatmap-{genre.lower()}.png"), full_page=True)
+    assert seen["Red"] != seen["Green"]
+    page.get_by_role("button", name="Green").click()  # the chosen chip again: overlay off
+    assert heatmap.is_hidden()
+    context.close()
+
+
+def test_page_with_a_model_without_explanations(browser, start_server, plain_model_dir, tmp_path):
+    server = start_server(MODEL_URI=plain_model_dir)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/")
+    upload = tmp_path / "poster.jpg"
+    upload.write_bytes(poster("Green"))
+    page.set_input_files("input[type=file]", str(upload))
+    chips = page.get_by_test_id("genres").get_by_role("button")
+    chips.first.wait_for(timeout=15000)
+    assert chips.all_inner_texts() == ["Green"] and chips.first.is_disabled()
+    assert page.get_by_test_id("error").is_hidden() and page.get_by_test_id("heatmap").is_hidden()
+    context.close()
+
+
 def test_page_shows_api_error_for_text_file(page_on_server, tmp_path):
     server, page, requested = page_on_server
     upload = tmp_path / "notes.txt"
