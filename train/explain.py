@@ -122,7 +122,7 @@ def graft(tflite: bytes) -> tuple[bytes, tuple[int, int]]:
     options = schema.FullyConnectedOptionsT()
     options.fusedActivationFunction, options.keepNumDims = schema.ActivationFunctionType.NONE, True
     op = schema.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = fc.opcodeIndex, list(fc.inputs), [len(graph.tensors) - 1]
+    op.opcodeIndex, op.inputs, op.outputs = fc.opcodeIndex, [pool.inputs[0], *fc.inputs[1:]], [len(graph.tensors) - 1]
     op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.FullyConnectedOptions, options
     graph.operators.append(op)
     graph.outputs = np.append(graph.outputs, len(graph.tensors) - 1).astype(np.int32)
