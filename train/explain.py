@@ -30,25 +30,32 @@ HEAD_LAYERS = (layers.Dropout, layers.Dense, layers.Activation)
 _MEMBER = re.compile(r"^features(_\d+)?$")
 
 
-def _consumers(layer: keras.Layer) -> list[keras.Layer]:
-    return [node.operation for node in layer._outbound_nodes]  # Keras 3 functional graph
+def _producer(tensor) -> tuple[keras.Layer, list]:
+    """The layer that made ``tensor`` in this graph, and that call's input tensors."""
+    layer, node_index, _ = tensor._keras_history
+    return layer, layer._inbound_nodes[node_index].input_tensors
 
 
-def _head(features: keras.Layer) -> list[keras.Layer]:
-    """The member's head: the GAP consuming its feature map, then the chain of last-axis layers."""
-    pools = [c for c in _consumers(features) if isinstance(c, layers.GlobalAveragePooling2D)]
-    if len(pools) != 1:
-        raise ValueError(f"layer {features.name!r} must feed exactly one GlobalAveragePooling2D")
-    head, layer = [], pools[0]
+def _member(scores) -> tuple[object, list[keras.Layer]]:
+    """Walk back from a member's scores through its head to the GAP: (feature map tensor, head).
+
+    Walking this graph's own tensors (not the layers' consumers) matters: training reuses the head
+    layers in a second graph (train/model.py split), so a layer may have several consumers."""
+    head, tensor = [], scores
     while True:
-        nxt = [c for c in _consumers(layer) if isinstance(c, HEAD_LAYERS)]
-        if len(nxt) != 1:
+        layer, inputs = _producer(tensor)
+        if isinstance(layer, layers.GlobalAveragePooling2D):
             break
-        layer = nxt[0]
-        head.append(layer)
+        if not isinstance(layer, HEAD_LAYERS) or len(inputs) != 1:
+            raise ValueError(f"layer {layer.name!r} between the pooling and the scores is not Dropout/Dense/Activation")
+        head.insert(0, layer)
+        tensor = inputs[0]
+    feature_map = inputs[0]
+    if not _MEMBER.match(_producer(feature_map)[0].name):
+        raise ValueError("the pooled feature map must be the output of a layer named 'features' or 'features_<i>': see train/explain.py")
     if not head or not isinstance(head[-1], (layers.Dense, layers.Activation)):
-        raise ValueError(f"no Dense head after the pooling of {features.name!r}")
-    return head
+        raise ValueError("no Dense head after the pooling")
+    return feature_map, head
 
 
 def _logits_map(feature_map, head: list[keras.Layer]):
@@ -67,22 +74,29 @@ def _logits_map(feature_map, head: list[keras.Layer]):
     return x
 
 
-def members(model: keras.Model) -> list[keras.Layer]:
-    """The model's feature layers, in member order (``features`` or ``features_0``, ``features_1``...)."""
-    found = [layer for layer in model.layers if _MEMBER.match(layer.name)]
-    if not found:
-        raise ValueError("no layer named 'features' or 'features_<i>': see train/explain.py for the convention")
-    return sorted(found, key=lambda layer: int(layer.name.rpartition("_")[2]) if layer.name != "features" else 0)
+def members(model: keras.Model) -> list[tuple[object, list[keras.Layer]]]:
+    """(feature map, head) per member, in member order: the scores output is either one member's
+    head or a layer combining several members' scores (e.g. Average)."""
+    scores = model.outputs[0]
+    layer, inputs = _producer(scores)
+    branches = [scores] if isinstance(layer, HEAD_LAYERS) else inputs
+    found = [_member(branch) for branch in branches]
+    return sorted(found, key=lambda member: _index(member[0]))
+
+
+def _index(feature_map) -> int:
+    name = _producer(feature_map)[0].name
+    return 0 if name == "features" else int(name.rpartition("_")[2])
 
 
 def with_explanations(model: keras.Model, weights: list[float] | None = None) -> keras.Model:
     """``model`` with a second output: the explanation map [N, R, C, L] (logits). Same layers,
     same weights, same scores."""
-    feats = members(model)
-    weights = [1.0] * len(feats) if weights is None else list(weights)
-    if len(weights) != len(feats):
-        raise ValueError(f"{len(feats)} members but {len(weights)} weights")
-    maps = [_logits_map(layer.output, _head(layer)) for layer in feats]
+    found = members(model)
+    weights = [1.0] * len(found) if weights is None else list(weights)
+    if len(weights) != len(found):
+        raise ValueError(f"{len(found)} members but {len(weights)} weights")
+    maps = [_logits_map(feature_map, head) for feature_map, head in found]
     rows, cols = maps[0].shape[1], maps[0].shape[2]
     maps = [m if tuple(m.shape[1:3]) == (rows, cols) else layers.Resizing(rows, cols, "bilinear")(m) for m in maps]
     total = float(sum(weights))
@@ -93,7 +107,7 @@ def with_explanations(model: keras.Model, weights: list[float] | None = None) ->
 
 def manifest_entry(model: keras.Model) -> dict:
     """The manifest's record of the grid a model's explanations come on (the first member's)."""
-    shape = members(model)[0].output.shape
+    shape = members(model)[0][0].shape
     return {"explanations": {"rows": int(shape[1]), "cols": int(shape[2]), "method": METHOD}}
 
 

@@ -184,6 +184,17 @@ def _examples() -> list[tuple[str, str, str, object, set[str]]]:
     return found
 
 
+def _fill(value, b64: str):
+    """The example with every "<base64 of poster.jpg>" placeholder filled in, at any depth."""
+    if isinstance(value, str):
+        return value.replace("<base64 of poster.jpg>", b64)
+    if isinstance(value, dict):
+        return {k: _fill(v, b64) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, b64) for v in value]
+    return value
+
+
 @pytest.mark.parametrize("case", _examples(), ids=lambda c: f"{c[0]} {c[1]} {c[2]} {c[5]}")
 def test_openapi_examples_answered_as_documented(start_server, case):
     method, path, ctype, value, statuses, name = case
@@ -194,7 +205,7 @@ def test_openapi_examples_answered_as_documented(start_server, case):
     if isinstance(value, str):
         body = jpeg if value == "poster.jpg" else value.replace("<base64 of poster.jpg>", b64)
     elif isinstance(value, dict):
-        body = json.dumps({k: (v.replace("<base64 of poster.jpg>", b64) if isinstance(v, str) else v) for k, v in value.items()})
+        body = json.dumps(_fill(value, b64))
     headers = {"Content-Type": ctype} if ctype else {}
     if path == "/" and method == "get":
         headers["Accept"] = "application/json"
@@ -202,7 +213,11 @@ def test_openapi_examples_answered_as_documented(start_server, case):
     assert str(response.status_code) in statuses, (response.status_code, response.text[:300])
     if response.headers.get("Content-Type", "").startswith("application/json"):
         payload = response.json()
-        if response.status_code == 200 and path == "/":
+        if response.status_code == 200 and path == "/" and "instances" in (value or {}):
+            slots = payload["predictions"]
+            assert len(slots) == len(value["instances"]) and set(payload) == {"predictions", "model"}
+            assert [set(slot) for slot in slots] == [{"genres", "scores", "model", "thresholds"}, {"error"}, {"genres", "scores", "model", "thresholds"}]
+        elif response.status_code == 200 and path == "/":
             assert {"genres", "scores", "model", "result"} <= set(payload)
         elif response.status_code >= 400:
             assert {"code", "message"} <= set(payload["error"])
