@@ -57,6 +57,8 @@ def instances(request: flask.Request, max_bytes: int, max_batch: int) -> list | 
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None  # the single-image path reports invalid_json
+    except RecursionError as exc:  # absurdly deep nesting
+        raise InputError("invalid_json", "The body nests JSON too deeply.") from exc
     if not isinstance(payload, dict) or "instances" not in payload:
         return None
     items = payload["instances"]

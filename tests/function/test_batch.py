@@ -120,6 +120,12 @@ def test_malformed_batches_are_400(client, instances, code):
     assert response.status_code == 400 and response.get_json()["error"]["code"] == code
 
 
+def test_absurdly_nested_batch_is_400(client):
+    body = '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_json"
+
+
 def test_batch_body_bounded_like_a_single_request(make_app):
     app, _ = make_app(MAX_UPLOAD_BYTES=20_000)
     client = app.test_client()
