@@ -47,7 +47,7 @@ help: ## list targets
 serve: .venv/.installed ## serve the bundled model (or MODEL_URI) on 127.0.0.1:$PORT
 	cd function && exec ../.venv/bin/functions-framework --target predict --source main.py --host 127.0.0.1 --port $(PORT)
 
-$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py
+$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py train/explain.py
 	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)
 
 test: .venv-test/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite ## run every test (both interpreter backends)
@@ -76,7 +76,7 @@ deploy: .venv/.installed ## publish + terraform apply (PROJECT=, REGION=, BUCKET
 	@.venv/bin/python infra/deploy.py --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --model-dir $(MODEL_DIR) --prefix $(PREFIX) \
 		--python .venv/bin/python $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
-bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, memory vs a TensorFlow server (not part of make test)
+bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
 	.venv-test/bin/python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python
 
 clean: ## remove build outputs (keeps the virtual environments)
