@@ -188,3 +188,33 @@ def test_batch_of_16_on_the_real_server(start_server):
             assert _code(slot) == "not_an_image"
     too_many = requests.post(server.url + "/", json={"instances": instances + instances[:1]}, timeout=60)
     assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "too_many_instances"
+
+
+def test_bundled_model_batch_of_16_with_explanations(make_app):
+    """The issue's check on the real model: 16 posters (3 bad) with ?explain=1, each slot equal to
+    the single answer for the same poster, heatmaps on the grid the manifest records."""
+    import json
+
+    from tests.conftest import FUNCTION_DIR
+
+    bundled = FUNCTION_DIR / "model"
+    grid = json.loads((bundled / "manifest.json").read_text()).get("explanations")
+    if grid is None:
+        pytest.skip("the bundled model has no explanation output")
+    client = make_app(MODEL_URI=bundled)[0].test_client()
+    rng = np.random.default_rng(0)
+    posters = [poster(COLOURS[i % 3], size=(int(rng.integers(150, 400)), int(rng.integers(220, 600)))) for i in range(16)]
+    bad = {2: b"not an image", 9: posters[9][:200], 15: b"\x89PNG\r\n\x1a\n broken"}
+    instances = [{"b64": _b64(bad.get(i, p))} for i, p in enumerate(posters)]
+    slots = _batch(client.post("/?explain=1", json={"instances": instances}), 16)
+    for i, slot in enumerate(slots):
+        if i in bad:
+            assert _code(slot) in ("not_an_image", "undecodable_image")
+            continue
+        single = client.post("/?explain=1", data=posters[i], content_type="image/jpeg").get_json()
+        assert slot == {k: v for k, v in single.items() if k != "result"}
+        assert set(slot["explanations"]) == set(slot["genres"])
+        for entry in slot["explanations"].values():
+            assert np.array(entry["heatmap"]).shape == (grid["rows"], grid["cols"]) == (entry["rows"], entry["cols"])
+        plain = client.post("/", data=posters[i], content_type="image/jpeg").get_json()
+        assert {k: v for k, v in single.items() if k != "explanations"} == plain  # unchanged without explain
