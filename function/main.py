@@ -38,6 +38,7 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 
 
 def _predictor():
+    """The instance's predictor; a model that cannot be loaded is a 503 with Retry-After."""
     try:
         return MODEL.get()
     except ModelUnavailable as exc:
