@@ -53,7 +53,7 @@ help: ## list targets
 serve: .venv/.installed ## serve the bundled model (or MODEL_URI) on 127.0.0.1:$PORT
 	cd function && exec ../.venv/bin/functions-framework --target predict --source main.py --host 127.0.0.1 --port $(PORT)
 
-$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py
+$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py train/explain.py
 	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)
 
 $(PROVIDER_SCHEMA):
@@ -96,7 +96,7 @@ versions: .venv/.installed ## list published versions: publish time, headline va
 	@test -n "$(BUCKET)" || (echo "usage: make versions BUCKET=b [PREFIX=models] [PROJECT=p]" >&2; exit 2)
 	@.venv/bin/python infra/versions.py --bucket "$(BUCKET)" --prefix "$(PREFIX)" $(if $(PROJECT),--project "$(PROJECT)")
 
-bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, memory vs a TensorFlow server (not part of make test)
+bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
 	.venv-test/bin/python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python
 
 clean: ## remove build outputs (keeps the virtual environments)

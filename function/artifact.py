@@ -32,6 +32,7 @@ class Manifest:
     labels: tuple[str, ...]
     thresholds: np.ndarray
     input: InputSpec
+    explanations: tuple[int, int] | None = None  # (rows, cols) of the optional map output, see explain.py
 
     @classmethod
     def from_dict(cls, data: dict) -> "Manifest":
@@ -46,6 +47,7 @@ class Manifest:
                 labels=labels,
                 thresholds=thresholds,
                 input=InputSpec.from_manifest(data["input"]),
+                explanations=_grid(data.get("explanations")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailable("invalid_manifest", f"The model manifest is invalid: {exc!r}") from exc
@@ -57,6 +59,18 @@ class Manifest:
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+def _grid(entry: object) -> tuple[int, int] | None:
+    """The optional ``"explanations": {"rows": R, "cols": C, ...}`` entry -> (R, C); ValueError when malformed."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise ValueError("explanations must be an object")
+    rows, cols = int(entry["rows"]), int(entry["cols"])
+    if rows < 1 or cols < 1:
+        raise ValueError("explanations rows and cols must be positive")
+    return rows, cols
 
 
 def read_manifest(raw: bytes | str) -> dict:

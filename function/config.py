@@ -28,6 +28,7 @@ class Settings:
     interpreters: int
     interpreter_threads: int
     storage_deadline_s: int
+    max_batch: int = 16  # instances per batch request (see batch.py)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -42,4 +43,5 @@ class Settings:
             interpreters=_int("INTERPRETERS", min(os.cpu_count() or 1, threads), 1, 64),
             interpreter_threads=_int("INTERPRETER_THREADS", 1, 1, 64),
             storage_deadline_s=_int("STORAGE_DEADLINE_SECONDS", 30, 1, 600),
+            max_batch=_int("MAX_BATCH", 16, 1, 256),
         )

@@ -13,6 +13,7 @@ import time
 import flask
 import functions_framework
 
+import batch
 import inputs
 import logs
 import web
@@ -36,25 +37,26 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return _json({"error": {"code": code, "message": message}}, status, headers)
 
 
-def _classify(request: flask.Request) -> flask.Response:
-    import imaging  # numpy + Pillow: imported by the worker on first use (see loader.py)
-
-    data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
-    imaging.open_image(data, SETTINGS.max_image_pixels)  # reject non-images before touching the model
+def _predictor():
+    """The instance's predictor; a model that cannot be loaded is a 503 with Retry-After."""
     try:
-        predictor = MODEL.get()
+        return MODEL.get()
     except ModelUnavailable as exc:
         raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
-    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels))
-    return _json(
-        {
-            "genres": prediction.genres,
-            "scores": prediction.scores,
-            "model": predictor.manifest.describe(),
-            "thresholds": prediction.thresholds,
-            "result": prediction.genres,
-        }
-    )
+
+
+def _classify(request: flask.Request) -> flask.Response:
+    import explain  # numpy + Pillow: imported by the worker on first use (see loader.py)
+    import imaging
+
+    explain_too = explain.requested(request.args)
+    if (items := batch.instances(request, SETTINGS.max_upload_bytes, SETTINGS.max_batch)) is not None:
+        return _json(batch.predict(items, _predictor, SETTINGS.max_image_pixels, explain_too))
+    data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
+    imaging.open_image(data, SETTINGS.max_image_pixels)  # reject non-images before touching the model
+    predictor = _predictor()
+    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels), explain_too)
+    return _json({**batch.answer(prediction, predictor.manifest), "result": prediction.genres})
 
 
 def _health() -> flask.Response:

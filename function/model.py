@@ -19,6 +19,7 @@ try:
 except ImportError:  # pragma: no cover - exercised in the tflite-runtime environment
     from tflite_runtime.interpreter import Interpreter
 
+import explain
 from artifact import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
 from errors import ModelUnavailable
 
@@ -30,6 +31,7 @@ class Prediction:
     genres: list[str]
     scores: dict[str, float]
     thresholds: dict[str, float]
+    explanations: dict | None = None  # only when asked for, see explain.heatmaps
 
 
 class Predictor:
@@ -52,13 +54,21 @@ class Predictor:
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailable("model_invalid", "The model file could not be loaded by the interpreter.") from exc
         spec = self.manifest.input
-        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-        if list(inp["shape"]) != [1, spec.height, spec.width, 3] or list(out["shape"]) != [1, len(self.manifest.labels)]:
-            raise ModelUnavailable("model_invalid", f"Model tensors {inp['shape']} -> {out['shape']} do not match the manifest.")
+        (inp,), outs = interpreter.get_input_details(), interpreter.get_output_details()
+        try:
+            self.outputs = explain.find_outputs(outs, len(self.manifest.labels), self.manifest.explanations)
+        except ValueError as exc:
+            raise ModelUnavailable("model_invalid", f"Model outputs do not match the manifest: {exc}.") from exc
+        if list(inp["shape"]) != [1, spec.height, spec.width, 3]:
+            raise ModelUnavailable("model_invalid", f"Model input {inp['shape']} does not match the manifest.")
         return interpreter
 
     def scores(self, pixels: np.ndarray) -> np.ndarray:
         """[1, H, W, 3] float32 0-255 -> per-label sigmoid scores."""
+        return self._invoke(pixels, False)[0]
+
+    def _invoke(self, pixels: np.ndarray, explain_too: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores, and the [R, C, L] explanation map only when asked (no copy otherwise)."""
         with self._slots:
             try:
                 interpreter = self._pool.get_nowait()
@@ -67,12 +77,15 @@ class Predictor:
             try:
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
                 interpreter.invoke()
-                return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].copy()
+                scores = interpreter.get_tensor(self.outputs.scores)[0].copy()
+                return scores, interpreter.get_tensor(self.outputs.explanations)[0].copy() if explain_too else None
             finally:
                 self._pool.put(interpreter)
 
-    def predict(self, pixels: np.ndarray) -> Prediction:
-        scores = self.scores(pixels)
+    def predict(self, pixels: np.ndarray, explain_too: bool = False) -> Prediction:
+        if explain_too and self.outputs.explanations is None:
+            raise explain.Unavailable()
+        scores, maps = self._invoke(pixels, explain_too)
         order = np.argsort(-scores, kind="stable")
         passed = [int(i) for i in order if scores[i] >= self.manifest.thresholds[i]]
         genres = [self.manifest.labels[i] for i in (passed or [int(order[0])])]
@@ -81,6 +94,7 @@ class Predictor:
             genres,
             {label: round(float(s), 6) for label, s in zip(labels, scores)},
             {label: round(float(t), 4) for label, t in zip(labels, self.manifest.thresholds)},
+            explain.heatmaps(maps, labels, genres) if maps is not None else None,
         )
 
 

@@ -27,6 +27,17 @@ def model_dir(tmp_path_factory) -> Path:
     return tiny_model.build(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def plain_model_dir(model_dir, tmp_path_factory) -> Path:
+    """The tiny model exported without the explanation output (as every model was before it)."""
+    from tests.helpers import tiny_model
+
+    if (model_dir / tiny_model.PLAIN / "model.tflite").exists():
+        return model_dir / tiny_model.PLAIN
+    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow; set TEST_MODEL_DIR")
+    return tiny_model.build(tmp_path_factory.mktemp("tiny-plain"), explanations=False)
+
+
 @pytest.fixture
 def copy_model(model_dir, tmp_path):
     """A private copy of the model artifact that a test may damage."""

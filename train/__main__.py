@@ -102,7 +102,7 @@ def run_seed(args: argparse.Namespace) -> None:
 def run_ours(args: argparse.Namespace) -> None:
     import keras
 
-    from train import fit, model
+    from train import explain, fit, model
 
     keras.utils.set_random_seed(args.seed)  # the head's (and, without weights, the backbone's) initial weights
 
@@ -134,7 +134,8 @@ def run_ours(args: argparse.Namespace) -> None:
     chosen = result.pop("thresholds_array")
 
     manifest = export.base_manifest(args.name, args.version, labels, chosen, spec)
-    tflite = export.to_tflite(net, spec.height, spec.width)
+    manifest.update(explain.manifest_entry(net))  # the explanation output (train/explain.py)
+    tflite = export.to_tflite(net, spec.height, spec.width, explanations=True)
     manifest = export.write_artifact(args.out, tflite, manifest)
     posters = [(args.data / "Images" / f"{dataset.ids[i]}.jpg").read_bytes() for i in val_idx]
     parity = export.parity(net, args.out, posters, dataset.images[val_idx])

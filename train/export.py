@@ -24,8 +24,16 @@ class ParityError(RuntimeError):
     """The TFLite model does not decide like the Keras model it was converted from."""
 
 
-def to_tflite(model: keras.Model, height: int, width: int) -> bytes:
-    """Convert with weights stored as float16 (Optimize.DEFAULT + float16 target type)."""
+def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = False) -> bytes:
+    """Convert with weights stored as float16 (Optimize.DEFAULT + float16 target type).
+
+    ``explanations``: also export the explanation map (train/explain.py); record it in the
+    manifest with ``explain.manifest_entry(model)``.
+    """
+    if explanations:
+        from train import explain
+
+        model = explain.with_explanations(model)
     # Through a SavedModel: converting a Keras 3 model's concrete function directly loses its
     # variables (the .tflite comes out weightless and answers NaN - the parity check caught it).
     with tempfile.TemporaryDirectory() as saved:
@@ -77,6 +85,8 @@ def parity(keras_model: keras.Model, artifact_dir: Path, posters: list[bytes], k
     predictor = serving.load(str(artifact_dir))
     spec, thresholds = predictor.manifest.input, predictor.manifest.thresholds
     keras_scores = keras_model.predict(keras_pixels.astype(np.float32), batch_size=32, verbose=0)
+    if isinstance(keras_scores, (list, tuple)):  # a model with explanations: compare the scores
+        keras_scores = keras_scores[0]
     lite_scores = np.stack([predictor.scores(imaging.decode(b, spec)) for b in tqdm(posters, desc="parity", unit="img")])
     diff = np.abs(keras_scores - lite_scores)
     top3 = lambda s: np.sort(np.argsort(-s, axis=1)[:, :3], axis=1)  # noqa: E731

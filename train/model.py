@@ -21,7 +21,7 @@ def mobilenet(height: int, width: int, n_labels: int, weights: str, dropout: flo
         # The shared weights carry folded batch-norm statistics: keep every BN in inference mode.
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
-    features = backbone(scaled)
+    features = layers.Identity(name="features")(backbone(scaled))  # named for train/explain.py
     pooled = layers.GlobalAveragePooling2D(name="pool")(features)
     pooled = layers.Dropout(dropout, name="dropout")(pooled)
     outputs = layers.Dense(n_labels, activation="sigmoid", name="genres")(pooled)

@@ -8,6 +8,7 @@ Medians of repeated runs, all on this machine. Usage:
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import os
@@ -131,6 +132,33 @@ def throughput(url: str, body: bytes, clients: int, seconds: float) -> dict:
     return {"clients": clients, "rps": sum(counts) / elapsed, "errors": sum(errors)}
 
 
+def batch_vs_single(url: str, posters: list[bytes], rounds: int) -> dict:
+    """Posters/s for the same posters sent one by one and as one batch, one client, alternating
+    rounds so both see the same machine load. Both use the JSON base64 form (the same decoding
+    work); single requests with ?explain=1 are timed alongside to show what explaining costs."""
+    encoded = [base64.b64encode(p).decode() for p in posters]
+    batch_body = json.dumps({"instances": [{"b64": e} for e in encoded]})
+    single_bodies = [json.dumps({"image": e}) for e in encoded]
+    out: dict = {"posters": len(posters), "single": [], "batch": [], "single_explain": [], "batch_explain": []}
+    headers = {"Content-Type": "application/json"}
+    with requests.Session() as session:
+
+        def timed(target: str, bodies: list[str]) -> float:
+            started = time.perf_counter()
+            for body in bodies:
+                r = session.post(target, data=body, headers=headers, timeout=120)
+                assert r.status_code == 200, r.text[:200]
+            return len(posters) / (time.perf_counter() - started)
+
+        timed(url, single_bodies[:4])  # warm-up
+        for _ in range(rounds):
+            out["single"].append(timed(url, single_bodies))
+            out["batch"].append(timed(url, [batch_body]))
+            out["single_explain"].append(timed(url + "/?explain=1", single_bodies))
+            out["batch_explain"].append(timed(url + "/?explain=1", [batch_body]))
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
@@ -157,6 +185,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument("--only-batch", action="store_true", help="only the batch vs one-by-one measurement")
     args = parser.parse_args()
     # absolute, but not resolved: a venv's python is a symlink to the base interpreter
     args.function_python, args.tf_python = os.path.abspath(args.function_python), os.path.abspath(args.tf_python)
@@ -169,6 +198,16 @@ def main() -> int:
         "typical_bytes": len(typical),
         "large_bytes": len(large),
     }
+    posters = [poster_jpeg(300, 450, seed=10 + i) for i in range(16)]
+    if args.only_batch:
+        server = Proc(*ours(args.function_python, threads=1))
+        try:
+            server.first_200(typical)
+            results["batch_threads1"] = batch_vs_single(server.url, posters, args.runs)
+        finally:
+            server.stop()
+        print(batch_table(results["batch_threads1"]))
+        return 0
     print("cold start ...", flush=True)
     results["cold_ours_s"] = cold_start(ours(args.function_python), typical, args.runs)
     results["cold_tf_s"] = cold_start(tf_baseline(args.tf_python), typical, args.runs)
@@ -193,6 +232,8 @@ def main() -> int:
                 results["typical_ms"] = latencies(server.url, typical, args.requests)
                 results["large_ms"] = latencies(server.url, large, max(20, args.requests // 4))
             results[f"throughput_threads{threads}"] = [throughput(server.url, typical, c, args.seconds) for c in (1, 4, 8)]
+            if threads == 1:  # per core: one worker thread, one interpreter
+                results["batch_threads1"] = batch_vs_single(server.url, posters, args.runs)
         finally:
             sampling.set()
             sampler.join()
@@ -215,7 +256,19 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    print(batch_table(results["batch_threads1"]))
     return 0
+
+
+def batch_table(b: dict) -> str:
+    """Medians of the rounds, in posters/s, with the ratio batch / one by one."""
+    med = {k: statistics.median(v) for k, v in b.items() if isinstance(v, list)}
+    return "\n".join([
+        f"Batch vs one by one, THREADS=1 (one core), {b['posters']} typical posters per round, median of {len(b['single'])} rounds:", "",
+        "| request | one by one | one batch | ratio |", "|---|---|---|---|",
+        f"| plain | {med['single']:.1f} posters/s | {med['batch']:.1f} posters/s | {med['batch'] / med['single']:.2f}x |",
+        f"| ?explain=1 | {med['single_explain']:.1f} posters/s | {med['batch_explain']:.1f} posters/s | {med['batch_explain'] / med['single_explain']:.2f}x |",
+    ])
 
 
 def table(r: dict) -> str:

@@ -18,3 +18,15 @@ def poster(colour: str = "Red", size: tuple[int, int] = (200, 300), fmt: str = "
     out = io.BytesIO()
     image.save(out, fmt, **save)
     return out.getvalue()
+
+
+def block_poster(blocks: dict[tuple[int, int], str], grid: tuple[int, int], background: tuple[int, int, int] = (0, 0, 0), size: tuple[int, int] = (200, 300), fmt: str = "PNG") -> bytes:
+    """A poster of ``background`` with blocks of colour filling cells {(row, col): colour} of a rows x cols grid."""
+    rows, cols = grid
+    width, height = size[0] // cols, size[1] // rows
+    image = Image.new("RGB", size, background)
+    for (row, col), colour in blocks.items():
+        image.paste(COLOURS[colour], (col * width, row * height, (col + 1) * width, (row + 1) * height))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()

@@ -2,6 +2,11 @@
 
 Labels Red/Green/Blue: a mostly-red poster scores high on Red, and so on. Function tests use it
 so they never need ../shared or the bundled model. ``python -m tests.helpers.tiny_model OUT``.
+
+Its "backbone" averages the input over 8x8 cells: a 6x4 feature grid (layer ``features``, the
+convention of train/explain.py), so the explanation map shows where a colour sits. The scores
+are unchanged by that pooling (the mean of the cell means is the mean). ``explanations=False``
+exports the model as it was before the explanation output existed.
 """
 
 from __future__ import annotations
@@ -13,15 +18,19 @@ import numpy as np
 
 LABELS = ["Red", "Green", "Blue"]
 HEIGHT, WIDTH = 48, 32
+CELL = 8
+GRID = (HEIGHT // CELL, WIDTH // CELL)
+PLAIN = "without-explanations"  # the same model exported without the explanation output, in OUT/PLAIN
 
 
-def build(out: Path, version: str = "test-1") -> Path:
+def build(out: Path, version: str = "test-1", explanations: bool = True) -> Path:
     import keras
 
     from train import export, imaging
 
     inputs = keras.Input((HEIGHT, WIDTH, 3))
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.AveragePooling2D(CELL, name="features")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     dense = keras.layers.Dense(3, activation="sigmoid")
     outputs = dense(x)
@@ -30,9 +39,15 @@ def build(out: Path, version: str = "test-1") -> Path:
     dense.set_weights([np.full((3, 3), -6.0, np.float32) + np.eye(3, dtype=np.float32) * 18.0, np.full(3, -3.0, np.float32)])
     spec = imaging.InputSpec(HEIGHT, WIDTH, "bilinear")
     manifest = export.base_manifest("tiny-colour", version, LABELS, np.full(3, 0.5), spec)
-    export.write_artifact(out, export.to_tflite(net, HEIGHT, WIDTH), {**manifest, "metrics": {}, "training": {"note": "test fixture"}})
+    if explanations:
+        from train import explain
+
+        manifest.update(explain.manifest_entry(net))
+    tflite = export.to_tflite(net, HEIGHT, WIDTH, explanations=explanations)
+    export.write_artifact(out, tflite, {**manifest, "metrics": {}, "training": {"note": "test fixture"}})
     return out
 
 
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1])))
+    out = Path(sys.argv[1])
+    print(build(out), build(out / PLAIN, explanations=False))

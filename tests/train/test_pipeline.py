@@ -117,6 +117,15 @@ def test_function_serves_the_artifact(artifact, make_app):
     assert 2 * hits / (truth + predicted) > 0.75  # micro-F1 of the served genres
 
 
+def test_trained_artifact_explains(artifact, make_app):
+    """The training job exports the explanation output (train/explain.py) and records its grid."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["explanations"] == {"rows": 3, "cols": 2, "method": "cam"}  # 96x64 / 32
+    body = make_app(MODEL_URI=artifact)[0].test_client().post("/?explain=1", data=_poster(np.random.default_rng(3), True, True, False)).get_json()
+    assert set(body["explanations"]) == set(body["genres"])
+    assert all(np.array(e["heatmap"]).shape == (3, 2) for e in body["explanations"].values())
+
+
 def test_listwise_term_rewards_ranking_the_right_genres_first():
     from train.fit import multilabel_loss
 

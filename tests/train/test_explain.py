@@ -1,0 +1,104 @@
+"""train/explain.py: the explanation output agrees with the scores it explains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from train import explain  # noqa: E402
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def _images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, (n, height, width, 3)).astype(np.float32)
+
+
+def test_mobilenet_map_is_the_class_activation_map():
+    """Today's model (GAP -> dropout -> Dense sigmoid): the mean of the map over locations is the
+    logit of the score, with the same weights and the same scores."""
+    from train.model import mobilenet
+
+    keras.utils.set_random_seed(0)
+    net = mobilenet(96, 64, 5, "none")
+    explained = explain.with_explanations(net)
+    assert explained.count_params() == net.count_params()  # shared layers, no new weights
+    images = _images(2, 96, 64)
+    scores, maps = explained.predict(images, verbose=0)
+    assert maps.shape == (2, 3, 2, 5)  # MobileNetV2 reduces 32x: 96x64 -> 3x2
+    np.testing.assert_allclose(scores, net.predict(images, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(maps.mean(axis=(1, 2)), _logit(scores), atol=2e-3)
+    assert explain.manifest_entry(net) == {"explanations": {"rows": 3, "cols": 2, "method": "cam"}}
+
+
+def _member(inputs, name: str, cell: int, n_labels: int, hidden: int | None = None):
+    x = layers.AveragePooling2D(cell, name=name)(layers.Rescaling(1 / 255)(inputs))
+    x = layers.GlobalAveragePooling2D()(x)
+    if hidden:
+        x = layers.Dense(hidden, activation="relu")(x)
+        x = layers.Dropout(0.5)(x)
+    return layers.Dense(n_labels, activation="sigmoid")(x)
+
+
+def test_two_members_resized_to_the_first_grid_and_averaged():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((48, 32, 3))
+    a, b = _member(inputs, "features_0", 8, 4), _member(inputs, "features_1", 16, 4)
+    net = keras.Model(inputs, layers.Average()([a, b]))
+    explained = explain.with_explanations(net)
+    images = _images(1, 48, 32)
+    _, maps = explained.predict(images, verbose=0)
+    assert maps.shape == (1, 6, 4, 4)
+
+    def member_map(i: int) -> np.ndarray:
+        """Member i's map by hand: its feature map times its Dense kernel, plus bias."""
+        feats = keras.Model(inputs, net.get_layer(f"features_{i}").output).predict(images, verbose=0)
+        dense = [layer for layer in net.layers if isinstance(layer, layers.Dense)][i]
+        kernel, bias = dense.get_weights()
+        return feats @ kernel + bias
+
+    m0, m1 = member_map(0), member_map(1)
+    m1_resized = keras.ops.convert_to_numpy(layers.Resizing(6, 4, "bilinear")(m1))
+    np.testing.assert_allclose(maps, (m0 + m1_resized) / 2, atol=1e-5)
+
+
+def test_nonlinear_head_is_applied_at_every_location():
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((48, 32, 3))
+    net = keras.Model(inputs, _member(inputs, "features", 8, 3, hidden=5))  # one member: named plainly
+    images = _images(1, 48, 32)
+    _, maps = explain.with_explanations(net).predict(images, verbose=0)
+    feats = keras.Model(inputs, net.get_layer("features").output).predict(images, verbose=0)
+    (k1, b1), (k2, b2) = [layer.get_weights() for layer in net.layers if isinstance(layer, layers.Dense)]
+    np.testing.assert_allclose(maps, np.maximum(feats @ k1 + b1, 0) @ k2 + b2, atol=1e-5)
+
+
+def test_a_model_outside_the_convention_is_refused():
+    inputs = keras.Input((48, 32, 3))
+    net = keras.Model(inputs, layers.Dense(3, activation="sigmoid")(layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(ValueError, match="features"):
+        explain.with_explanations(net)
+
+
+def test_graft_matches_an_export_with_explanations(tmp_path):
+    """An old artifact upgraded in place explains exactly like a fresh export, scores untouched."""
+    import model as serving
+    from tests.helpers import tiny_model
+
+    fresh = serving.load(str(tiny_model.build(tmp_path / "fresh")))
+    old = tiny_model.build(tmp_path / "old", explanations=False)
+    before = serving.load(str(old))
+    written = explain.graft_artifact(old)
+    assert written["explanations"] == {"rows": 6, "cols": 4, "method": "cam"}
+    grafted = serving.load(str(old))
+    pixels = _images(1, 48, 32, seed=3)
+    assert np.array_equal(grafted.scores(pixels), before.scores(pixels))
+    np.testing.assert_allclose(grafted._invoke(pixels, True)[1], fresh._invoke(pixels, True)[1], atol=1e-4)
