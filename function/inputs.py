@@ -1,8 +1,10 @@
 """HTTP request -> image bytes, for every request form our front ends use.
 
 Raw bytes (image/*, application/octet-stream), base64 text with or without a ``data:`` URL
-prefix (the older Flutter client), multipart/form-data with the file in field ``image``, and
-JSON ``{"image": "<base64>"}``.
+prefix, multipart/form-data with the file in field ``image``, and JSON ``{"image": "<base64>"}``.
+Base64 is read as leniently as the seed's Flask server did, wherever it arrives: the older
+Flutter client posts bare base64 labelled ``application/json`` (or a JSON string), not always
+canonically padded. What it decodes to must still be an image (imaging.py checks).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from errors import CodedError
 
 _DATA_URL = re.compile(rb"^\s*data:[^,]{0,200},", re.IGNORECASE)
-_BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
+_BASE64_TEXT = re.compile(rb"^[\"']?[A-Za-z0-9+/=_\-\s]+[\"']?$")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
 
@@ -31,10 +33,11 @@ def too_large(limit: int) -> InputError:
 
 
 def decode_base64(text: bytes | str) -> bytes:
-    """Base64 (standard or URL-safe, padding optional, whitespace ignored), optional data: URL prefix."""
+    """Base64, standard or URL-safe, with whitespace and line breaks anywhere, missing or excess
+    ``=`` padding, an optional data: URL prefix, optionally wrapped in quotes."""
     raw = text.encode("latin-1", "replace") if isinstance(text, str) else text
-    raw = _DATA_URL.sub(b"", raw, count=1)
-    compact = re.sub(rb"\s+", b"", raw).replace(b"-", b"+").replace(b"_", b"/")
+    raw = _DATA_URL.sub(b"", raw.strip().strip(b"\"'"), count=1)
+    compact = re.sub(rb"\s+", b"", raw).replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
     compact += b"=" * (-len(compact) % 4)
     try:
         data = base64.b64decode(compact, validate=True)
@@ -46,8 +49,10 @@ def decode_base64(text: bytes | str) -> bytes:
 
 
 def _looks_like_base64(body: bytes, mimetype: str) -> bool:
-    if mimetype.startswith("text/") or _DATA_URL.match(body[:256]):
+    if _DATA_URL.match(body[:256]):
         return True
+    if mimetype.startswith("text/"):
+        return not body.startswith(_IMAGE_MAGIC)
     if body.startswith(_IMAGE_MAGIC):
         return False
     return bool(_BASE64_TEXT.match(body[:4096])) and bool(_BASE64_TEXT.match(body))
@@ -56,8 +61,14 @@ def _looks_like_base64(body: bytes, mimetype: str) -> bool:
 def _from_json(body: bytes) -> bytes:
     try:
         payload = json.loads(body)
+    except RecursionError as exc:
+        raise InputError("invalid_json", "The JSON body is nested too deeply.") from exc
     except (ValueError, UnicodeDecodeError) as exc:
+        if _looks_like_base64(body, ""):  # base64 labelled JSON (the Flutter client)
+            return decode_base64(body)
         raise InputError("invalid_json", "The body is not valid JSON.") from exc
+    if isinstance(payload, str):  # a JSON string holding the base64
+        return decode_base64(payload)
     if not isinstance(payload, dict) or "image" not in payload:
         raise InputError("missing_image", 'JSON bodies must be an object with an "image" field holding base64 data.')
     if not isinstance(payload["image"], str):
@@ -65,14 +76,25 @@ def _from_json(body: bytes) -> bytes:
     return decode_base64(payload["image"])
 
 
-def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
-    """The posted image's bytes, or an InputError (400 bad form, 413 over ``max_bytes``)."""
+def _read_body(request: flask.Request, max_bytes: int) -> bytes:
+    """The whole body, 413 past ``max_bytes``: a chunked body has no length to check up front,
+    and Werkzeug stops reading it at the limit without saying so; one byte more tells."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise too_large(max_bytes)
-    request.max_content_length = max_bytes  # also bounds chunked bodies and form parsing
+    request.max_content_length = max_bytes
+    request.max_form_memory_size = max_bytes  # a base64 form field may be as large as the body
+    body = request.get_data(cache=True)  # forms are parsed from this cached copy
+    if request.content_length is None and len(body) >= max_bytes and request.environ["wsgi.input"].read(1):
+        raise too_large(max_bytes)
+    return body
+
+
+def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
+    """The posted image's bytes, or an InputError (400 bad form, 413 over ``max_bytes``)."""
     mimetype = (request.mimetype or "").lower()
+    body = b""
     try:
-        body = request.get_data(cache=True)  # forms below are parsed from this cached copy
+        body = _read_body(request, max_bytes)
         if not body:
             data = b""
         elif mimetype == "multipart/form-data":
@@ -92,6 +114,8 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
         else:
             data = body
     except RequestEntityTooLarge as exc:
+        if body and len(body) <= max_bytes:  # the body fits: Werkzeug's part count tripped
+            raise InputError("too_many_parts", f"The form has more than {request.max_form_parts} parts.", 413) from exc
         raise too_large(max_bytes) from exc
     except ClientDisconnected as exc:
         raise InputError("incomplete_body", "The request body ended before its declared length.") from exc

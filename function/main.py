@@ -13,6 +13,7 @@ import time
 import flask
 import functions_framework
 
+import budget
 import inputs
 import logs
 import web
@@ -22,7 +23,10 @@ from loader import LazyModel
 
 SETTINGS = Settings.from_env()
 MODEL = LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
+DECODE_BUDGET = budget.DecodeBudget(SETTINGS.decode_budget_bytes, SETTINGS.busy_wait_s, SETTINGS.retry_after_s)
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
+CLASSIFY_PATHS = ("/", "/analysis")  # /analysis/: the seed server's route, still used by its Flutter client
+MAX_URL_BYTES = 8192  # what most servers and proxies accept; longer request lines get 414
 
 
 def _json(body: dict, status: int = 200, headers: dict | None = None) -> flask.Response:
@@ -39,13 +43,15 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 def _classify(request: flask.Request) -> flask.Response:
     import imaging  # numpy + Pillow: imported by the worker on first use (see loader.py)
 
+    budget.tune_allocator()
+    limits = imaging.Limits(SETTINGS.decode_budget_bytes, SETTINGS.decode_cpu_seconds, SETTINGS.max_jpeg_scans, DECODE_BUDGET)
     data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
-    imaging.open_image(data, SETTINGS.max_image_pixels)  # reject non-images before touching the model
+    imaging.open_image(data, limits)  # reject non-images before touching the model
     try:
         predictor = MODEL.get()
     except ModelUnavailable as exc:
         raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
-    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels))
+    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, limits))
     return _json(
         {
             "genres": prediction.genres,
@@ -71,6 +77,8 @@ def _health() -> flask.Response:
 
 def _route(request: flask.Request) -> flask.Response:
     method, path = request.method, request.path.rstrip("/") or "/"
+    if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URL_BYTES:
+        raise CodedError("uri_too_long", f"The request URL is longer than {MAX_URL_BYTES} bytes.", 414)
     if method == "OPTIONS":
         return flask.Response(status=204)
     if method in ("GET", "HEAD"):
@@ -84,8 +92,10 @@ def _route(request: flask.Request) -> flask.Response:
             return web.page()
         if path == "/":
             raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", 405, {"Allow": ALLOWED_METHODS})
-        raise CodedError("not_found", f"No such resource: {path}.", 404)
+        raise CodedError("not_found", f"No such resource: {logs.clip(path, 200)}.", 404)
     if method == "POST":
+        if path not in CLASSIFY_PATHS:
+            raise CodedError("not_found", f"No such resource: {logs.clip(path, 200)}; POST images to /.", 404)
         return _classify(request)
     raise CodedError("method_not_allowed", f"Method {method} is not allowed; POST an image.", 405, {"Allow": ALLOWED_METHODS})
 
@@ -124,7 +134,7 @@ def predict(request: flask.Request) -> flask.Response:
     predictor = MODEL.loaded
     logs.emit(
         "ERROR" if response.status_code >= 500 else "WARNING" if response.status_code >= 400 else "INFO",
-        f"{request.method} {request.path} {response.status_code}",
+        f"{request.method} {logs.clip(request.path, 200)} {response.status_code}",
         request_id=request_id,
         status=response.status_code,
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -132,7 +142,7 @@ def predict(request: flask.Request) -> flask.Response:
         error_code=error_code,
         httpRequest={
             "requestMethod": request.method,
-            "requestUrl": request.path,
+            "requestUrl": logs.clip(request.path, logs.MAX_FIELD_CHARS),
             "status": response.status_code,
             "requestSize": str(request.content_length or 0),
             "userAgent": request.headers.get("User-Agent", "")[:200],
@@ -140,3 +150,16 @@ def predict(request: flask.Request) -> flask.Response:
         },
     )
     return response
+
+
+def _route_everything_through_predict() -> None:
+    """functions-framework adds routes of its own (/robots.txt, /favicon.ico) and Flask serves
+    function/static/ at /static/; run those through ``predict`` too, so that every response gets
+    our JSON errors, request id, log line and headers. The module is loaded inside the app's
+    context (functions_framework.create_app), which is where the hook is registered."""
+    if flask.has_app_context():
+        app = flask.current_app
+        app.before_request(lambda: None if flask.request.endpoint == "run" else predict(flask.request))
+
+
+_route_everything_through_predict()

@@ -107,5 +107,5 @@ def test_pixel_limit():
     out = io.BytesIO()
     Image.new("L", (3000, 3000)).save(out, "PNG")
     with pytest.raises(imaging.ImageError) as err:
-        imaging.decode(out.getvalue(), SPEC, max_pixels=1_000_000)
+        imaging.decode(out.getvalue(), SPEC, imaging.Limits(max_bytes=1_000_000))
     assert err.value.code == "too_many_pixels"
