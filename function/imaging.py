@@ -42,9 +42,10 @@ REDUCING_GAP = 3.0
 # Decoder input chunk: the CPU deadline is checked between chunks.
 READ_CHUNK = 4096
 # Every JPEG scan walks all blocks of the full-size image, whatever the draft scale: ~0.7 ns per
-# pixel per scan (tests/bench). Scans are capped so that scans x pixels stays under this (about
-# a second), but never below MIN_JPEG_SCANS, more than any encoder writes for a normal image.
-JPEG_SCAN_PIXELS = 1_500_000_000
+# pixel per scan. The scan cap holds up to SCAN_CAP_PIXELS; larger images get proportionally
+# fewer scans (scans x pixels stays at about a second of CPU), but never below MIN_JPEG_SCANS,
+# more than any encoder writes for a normal image.
+SCAN_CAP_PIXELS = 15_000_000
 MIN_JPEG_SCANS = 16
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ORIENTATION = 0x0112
@@ -126,7 +127,7 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     if width < 1 or height < 1:
         raise ImageError("not_an_image", "The image has no pixels.")
     if image.format in ("JPEG", "MPO"):
-        allowed = min(limits.max_jpeg_scans, max(MIN_JPEG_SCANS, JPEG_SCAN_PIXELS // (width * height)))
+        allowed = min(limits.max_jpeg_scans, max(MIN_JPEG_SCANS, limits.max_jpeg_scans * SCAN_CAP_PIXELS // (width * height)))
         if (scans := jpeg_scans(data)) > allowed:
             raise ImageError("too_many_scans", f"The JPEG has {scans} scans; at most {allowed} are accepted at {width}x{height} pixels.")
     return image

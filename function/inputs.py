@@ -76,10 +76,18 @@ def _from_json(body: bytes) -> bytes:
     return decode_base64(payload["image"])
 
 
+def _abandon_body(request: flask.Request) -> None:
+    """Mark the body as read: functions-framework reads any unread body after the response is
+    made (``read_request``), which would re-read a refused or stalled body and turn our 4xx into
+    its own HTML 500. The server closes or drains the connection itself."""
+    request._cached_data = b""
+
+
 def _read_body(request: flask.Request, max_bytes: int) -> bytes:
     """The whole body, 413 past ``max_bytes``: a chunked body has no length to check up front,
     and Werkzeug stops reading it at the limit without saying so; one byte more tells."""
     if request.content_length is not None and request.content_length > max_bytes:
+        _abandon_body(request)
         raise too_large(max_bytes)
     request.max_content_length = max_bytes
     request.max_form_memory_size = max_bytes  # a base64 form field may be as large as the body
@@ -118,6 +126,9 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
             raise InputError("too_many_parts", f"The form has more than {request.max_form_parts} parts.", 413) from exc
         raise too_large(max_bytes) from exc
     except ClientDisconnected as exc:
+        _abandon_body(request)
+        if isinstance(exc.__context__, TimeoutError):  # the read timeout of function/serve.py
+            raise InputError("request_timeout", "The request body stopped arriving.", 408) from exc
         raise InputError("incomplete_body", "The request body ended before its declared length.") from exc
     if not data:
         raise InputError("empty_body", "The request contained no image data.")

@@ -26,6 +26,11 @@ def function_command(python: str = sys.executable) -> list[str]:
     return [python, "-m", "functions_framework", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", "{PORT}"]
 
 
+def serve_command(python: str = sys.executable) -> list[str]:
+    """What `make serve` runs: function/serve.py (functions-framework's gunicorn + read timeouts)."""
+    return [python, "serve.py", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", "{PORT}"]
+
+
 class ServerProcess:
     """Spawns ``cmd`` (with ``{PORT}`` replaced); ``started`` is taken just before the spawn."""
 
