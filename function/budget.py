@@ -15,14 +15,14 @@ Cost of one decode (bytes), from the header (``estimate``), measured per format 
   alpha images are premultiplied by Pillow's resize (4 + 4), 16-bit/float images are resized as
   they are (2 or 4). RGB, L, CMYK, YCbCr are resized directly (no copy). Alpha is flattened,
   modes converted and EXIF rotation applied at the model's input size, where they cost nothing.
-  ``BYTES_PER_PIXEL`` holds the peak per mode, with WebP's extra decoder-side canvas.
+  ``BYTES_PER_PIXEL`` holds the peak per mode, with WebP's extra decoder-side canvases and libtiff's strip buffers.
 * JPEG is decoded at the reduced scale libjpeg's draft mode picks (1/2, 1/4, 1/8, never below the
   input size), so the pixel terms use the decoded size; but a JPEG with more than one scan
   (progressive) keeps every DCT coefficient of the full-size image: 2 bytes per coefficient,
   i.e. 2 bytes per pixel per component at that component's sampling.
 
-Budget: the instance's ``MEMORY_MB`` minus the measured warm process (``BASE_MB``: Python,
-Flask, Pillow, numpy, LiteRT and the model's interpreters) minus a safety margin
+Budget: the instance's ``MEMORY_MB`` minus the measured warm processes (``BASE_MB``: gunicorn,
+Python, Flask, Pillow, numpy, LiteRT and the model's interpreters) minus a safety margin
 (``MARGIN_MB``: allocator slack, response buffers, request bodies in flight) is the decode budget
 of the process. One request may use all of it (decoding less is preferred to rejecting more);
 requests whose costs together exceed it wait up to ``BUSY_WAIT_SECONDS`` for earlier ones to
@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from errors import CodedError
 
 MIB = 1024 * 1024
-BASE_MB = 160  # warm serving process with the bundled model loaded (measured: ~125-150 MB)
+BASE_MB = 128  # warm serving processes, bundled model, 2 interpreters: 119 MiB measured (make bench)
 MARGIN_MB = 64
 ROW_BYTES = 16
 FIXED_BYTES = 8 * MIB  # decoder state, small buffers, the model-sized outputs
@@ -53,6 +53,7 @@ DEFAULT_BYTES_PER_PIXEL = 4
 ALPHA_BYTES_PER_PIXEL = 8
 PALETTE_ALPHA_BYTES_PER_PIXEL = 9
 WEBP_EXTRA_BYTES_PER_PIXEL = 8  # libwebp's animation decoder keeps two canvases of its own
+TIFF_EXTRA_BYTES_PER_PIXEL = 1  # libtiff's strip buffers (measured +0.3 B/px)
 
 
 def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: bool = False, coefficient_bytes: int = 0) -> int:
@@ -64,8 +65,7 @@ def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: b
         per_pixel = PALETTE_ALPHA_BYTES_PER_PIXEL
     else:
         per_pixel = BYTES_PER_PIXEL.get(mode, DEFAULT_BYTES_PER_PIXEL)
-    if fmt == "WEBP":
-        per_pixel += WEBP_EXTRA_BYTES_PER_PIXEL
+    per_pixel += {"WEBP": WEBP_EXTRA_BYTES_PER_PIXEL, "TIFF": TIFF_EXTRA_BYTES_PER_PIXEL}.get(fmt, 0)
     return width * height * per_pixel + height * ROW_BYTES + coefficient_bytes + FIXED_BYTES
 
 
@@ -107,11 +107,10 @@ class DecodeBudget:
                 self.in_flight -= cost
                 idle = self.in_flight == 0
                 self._cond.notify_all()
-            if idle and cost >= TRIM_AFTER_BYTES:
+            if idle:
                 release_free_memory()
 
 
-TRIM_AFTER_BYTES = 16 * MIB
 _libc = None
 
 

@@ -8,7 +8,6 @@ import json
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,30 +20,6 @@ MEMORY_MB = 512  # the deployed settings (infra default): 512 MiB, 2 requests at
 THREADS = 2
 
 
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _worker(server) -> int:
-    return int(Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()[0])
-
-
-def _rss(server) -> int:
-    return _status(server.proc.pid, "VmRSS") + _status(_worker(server), "VmRSS")
-
-
-def _peak(server) -> int:
-    """Peak RSS of the serving processes since the last reset (the kernel's high-water mark)."""
-    return _status(server.proc.pid, "VmRSS") + _status(_worker(server), "VmHWM")
-
-
-def _reset_peak(server) -> None:
-    Path(f"/proc/{_worker(server)}/clear_refs").write_text("5")
-
-
 @pytest.fixture
 def deployed(start_server):
     """The bundled model (its real memory) at the deployed memory and concurrency, warmed up."""
@@ -55,9 +30,9 @@ def deployed(start_server):
 
 def test_worst_accepted_inputs_stay_under_instance_memory(deployed):
     server = deployed
-    base = _rss(server)
+    base = server.rss_bytes()
     inputs = [(worst, worst.encode()) for worst in worst_inputs(MEMORY_MB)]
-    _reset_peak(server)
+    server.reset_peak()
 
     def post(item) -> tuple[str, int, dict]:
         worst, data = item
@@ -71,7 +46,7 @@ def test_worst_accepted_inputs_stay_under_instance_memory(deployed):
     # waiting for the decode budget is the design; a budgeted 503 is allowed, nothing else
     assert all(status == 200 or (status == 503 and body["error"]["code"] == "busy") for _, status, body in together), together
     assert sum(status == 200 for _, status, _ in together) >= len(inputs)
-    peak = _peak(server)
+    peak = server.peak_rss_bytes()
     assert peak < MEMORY_MB * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB, base {base / 2**20:.0f} MiB"
 
     over = just_over(MEMORY_MB)
@@ -79,7 +54,8 @@ def test_worst_accepted_inputs_stay_under_instance_memory(deployed):
     assert (r.status_code, r.json()["error"]["code"]) == (400, "too_many_pixels")
 
     time.sleep(1)
-    assert _rss(server) < base + 48 * 1024 * 1024, f"after {_rss(server) / 2**20:.0f} MiB, base {base / 2**20:.0f} MiB"
+    after = server.rss_bytes()
+    assert after < base + 48 * 1024 * 1024, f"after {after / 2**20:.0f} MiB, base {base / 2**20:.0f} MiB"
 
 
 def test_high_resolution_jpeg_is_classified(start_server):

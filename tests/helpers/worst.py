@@ -71,3 +71,12 @@ def just_over(memory_mb: int) -> Worst:
     """An RGBA PNG a little over the per-image limit: must be refused before decoding."""
     w, h = _fit("RGBA", "PNG", (2, 3), budget.decode_budget_bytes(memory_mb))
     return Worst("RGBA PNG over the limit", "PNG", "RGBA", (w + 40, h + 60), "image/png")
+
+
+def issue_inputs() -> list[Worst]:
+    """The uploads measured in issue 11 against the old server (726 MB, 725 MB, 1,191 MB each)."""
+    return [
+        Worst("issue 11: RGBA PNG 6000x6600", "PNG", "RGBA", (6000, 6600), "image/png"),
+        Worst("issue 11: lossy RGBA WebP 6000x6600", "WEBP", "RGBA", (6000, 6600), "image/webp", (("quality", 50),)),
+        Worst("issue 11: 1 x 39,999,999 PNG", "PNG", "RGB", (1, 39_999_999), "image/png"),
+    ]
