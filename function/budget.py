@@ -20,6 +20,7 @@ Cost of one decode (bytes), from the header (``estimate``), measured per format 
   input size), so the pixel terms use the decoded size; but a JPEG with more than one scan
   (progressive) keeps every DCT coefficient of the full-size image: 2 bytes per coefficient,
   i.e. 2 bytes per pixel per component at that component's sampling.
+* The encoded bytes twice: the request body and, for base64 bodies, the decoded copy.
 
 Budget: the instance's ``MEMORY_MB`` minus the measured warm processes (``BASE_MB``: gunicorn,
 Python, Flask, Pillow, numpy, LiteRT and the model's interpreters) minus a safety margin
@@ -56,8 +57,9 @@ WEBP_EXTRA_BYTES_PER_PIXEL = 8  # libwebp's animation decoder keeps two canvases
 TIFF_EXTRA_BYTES_PER_PIXEL = 1  # libtiff's strip buffers (measured +0.3 B/px)
 
 
-def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: bool = False, coefficient_bytes: int = 0) -> int:
-    """Peak bytes one decode holds beyond the warm process (see the module docstring)."""
+def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: bool = False, coefficient_bytes: int = 0, encoded_bytes: int = 0) -> int:
+    """Peak bytes one decode holds beyond the warm process (see the module docstring); the request
+    body and its base64-decoded copy (``2 * encoded_bytes``) are alive meanwhile too."""
     width, height = decoded_size
     if mode in ALPHA_MODES:
         per_pixel = ALPHA_BYTES_PER_PIXEL
@@ -66,7 +68,7 @@ def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: b
     else:
         per_pixel = BYTES_PER_PIXEL.get(mode, DEFAULT_BYTES_PER_PIXEL)
     per_pixel += {"WEBP": WEBP_EXTRA_BYTES_PER_PIXEL, "TIFF": TIFF_EXTRA_BYTES_PER_PIXEL}.get(fmt, 0)
-    return width * height * per_pixel + height * ROW_BYTES + coefficient_bytes + FIXED_BYTES
+    return width * height * per_pixel + height * ROW_BYTES + coefficient_bytes + 2 * encoded_bytes + FIXED_BYTES
 
 
 def decode_budget_bytes(memory_mb: int) -> int:
@@ -112,6 +114,7 @@ class DecodeBudget:
 
 
 _libc = None
+_tuned = False
 
 
 def tune_allocator() -> None:
@@ -121,7 +124,10 @@ def tune_allocator() -> None:
     the first large free, so later blocks land in heap arenas that are never returned. A fixed
     threshold keeps large blocks in mmap (unmapped on free), and Pillow keeps no block cache.
     """
-    global _libc
+    global _libc, _tuned
+    if _tuned:
+        return
+    _tuned = True
     from PIL import Image
 
     Image.core.set_blocks_max(0)
@@ -132,6 +138,7 @@ def tune_allocator() -> None:
             _libc.mallopt(-3, 1 * MIB)  # M_MMAP_THRESHOLD: fixed, disables the dynamic raise
     except (OSError, AttributeError):  # not glibc (musl, macOS): the allocator stays as it is
         _libc = None
+_tuned = False
 
 
 def release_free_memory() -> None:

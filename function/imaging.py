@@ -167,7 +167,7 @@ def plan(data: bytes, spec: InputSpec, limits: Limits = Limits()) -> tuple[Image
         # CPU than a full decode. Square request: EXIF rotation is applied afterwards.
         side = max(spec.width, spec.height)
         image.draft("RGB", (side, side))
-    cost = budget.estimate(image.format, image.mode, image.size, "transparency" in image.info, coefficients)
+    cost = budget.estimate(image.format, image.mode, image.size, "transparency" in image.info, coefficients, len(data))
     if cost > limits.max_bytes:
         width, height = image.size
         raise ImageError(

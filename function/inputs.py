@@ -21,6 +21,7 @@ from errors import CodedError
 
 _DATA_URL = re.compile(rb"^\s*data:[^,]{0,200},", re.IGNORECASE)
 _BASE64_TEXT = re.compile(rb"^[\"']?[A-Za-z0-9+/=_\-\s]+[\"']?$")
+_URL_SAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
 
@@ -37,8 +38,9 @@ def decode_base64(text: bytes | str) -> bytes:
     ``=`` padding, an optional data: URL prefix, optionally wrapped in quotes."""
     raw = text.encode("latin-1", "replace") if isinstance(text, str) else text
     raw = _DATA_URL.sub(b"", raw.strip().strip(b"\"'"), count=1)
-    compact = re.sub(rb"\s+", b"", raw).replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
-    compact += b"=" * (-len(compact) % 4)
+    compact = raw.translate(_URL_SAFE_TO_STANDARD, b" \t\r\n\v\f").rstrip(b"=")  # one copy of a large body
+    padding = -len(compact) % 4
+    compact = compact + b"=" * padding if padding else compact
     try:
         data = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
