@@ -142,7 +142,7 @@ def predict(request: flask.Request) -> flask.Response:
         error_code=error_code,
         httpRequest={
             "requestMethod": request.method,
-            "requestUrl": logs.clip(request.path, logs.MAX_FIELD_CHARS),
+            "requestUrl": request.path,  # clipped by logs.emit, like every string field
             "status": response.status_code,
             "requestSize": str(request.content_length or 0),
             "userAgent": request.headers.get("User-Agent", "")[:200],
