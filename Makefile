@@ -51,7 +51,7 @@ help: ## list targets
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 serve: .venv/.installed ## serve the bundled model (or MODEL_URI) on 127.0.0.1:$PORT
-	cd function && exec ../.venv/bin/functions-framework --target predict --source main.py --host 127.0.0.1 --port $(PORT)
+	cd function && exec ../.venv/bin/python serve.py --target predict --source main.py --host 127.0.0.1 --port $(PORT)
 
 $(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py train/explain.py
 	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)

@@ -18,12 +18,11 @@ import json
 from typing import TYPE_CHECKING, Callable
 
 import flask
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
-
 import inputs
 from inputs import InputError
 
 if TYPE_CHECKING:
+    from imaging import Limits
     from model import Manifest, Prediction, Predictor
 
 INSTANCE_FIELDS = ("b64", "image")
@@ -42,15 +41,7 @@ def instances(request: flask.Request, max_bytes: int, max_batch: int) -> list | 
     mimetype = (request.mimetype or "").lower()
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         return None
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise inputs.too_large(max_bytes)  # before touching the stream, as inputs.py does
-    request.max_content_length = max_bytes  # also bounds a chunked body
-    try:
-        body = request.get_data(cache=True)  # cached: a single-image JSON body is parsed from it again
-    except RequestEntityTooLarge as exc:
-        raise inputs.too_large(max_bytes) from exc
-    except ClientDisconnected as exc:
-        raise InputError("incomplete_body", "The request body ended before its declared length.") from exc
+    body = inputs.read_body(request, max_bytes)  # cached: a single-image JSON body is parsed from it again
     if b'"instances"' not in body:  # base64 has no quotes: cheap test before parsing
         return None
     try:
@@ -81,7 +72,7 @@ def instance_bytes(item: object) -> bytes:
     return inputs.decode_base64(value)
 
 
-def predict(items: list, get_predictor: Callable[[], Predictor], max_pixels: int, explain_too: bool) -> dict:
+def predict(items: list, get_predictor: Callable[[], Predictor], limits: Limits, explain_too: bool) -> dict:
     """Answer every instance in order. Bad instances fail alone; a model fault (503) or a model
     that cannot explain (400) fails the whole request. The model is loaded by the first readable
     instance, so a batch of garbage never loads it."""
@@ -94,9 +85,9 @@ def predict(items: list, get_predictor: Callable[[], Predictor], max_pixels: int
         try:
             data = instance_bytes(item)
             del item
-            imaging.open_image(data, max_pixels)
+            imaging.open_image(data, limits)
             predictor = predictor or get_predictor()
-            pixels = imaging.decode(data, predictor.manifest.input, max_pixels)
+            pixels = imaging.decode(data, predictor.manifest.input, limits)
         except (InputError, imaging.ImageError) as exc:
             predictions.append({"error": {"code": exc.code, "message": exc.message}})
             continue

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import budget
+
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 GEN2_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
@@ -22,7 +24,12 @@ def _int(name: str, default: int, low: int, high: int) -> int:
 class Settings:
     model_uri: str
     max_upload_bytes: int
-    max_image_pixels: int
+    memory_mb: int
+    threads: int
+    decode_budget_bytes: int
+    decode_cpu_seconds: float
+    max_jpeg_scans: int
+    busy_wait_s: float
     allowed_origins: tuple[str, ...]
     retry_after_s: int
     interpreters: int
@@ -34,10 +41,16 @@ class Settings:
     def from_env(cls) -> "Settings":
         origins = tuple(o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "*").split(",") if o.strip()) or ("*",)
         threads = _int("THREADS", (os.cpu_count() or 1) * 4, 1, 1024)
+        memory_mb = _int("MEMORY_MB", 512, 128, 32768)  # the instance's memory, set by Terraform
         return cls(
             model_uri=os.environ.get("MODEL_URI", "").strip() or str(BUNDLED_MODEL_DIR),
             max_upload_bytes=_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, GEN2_MAX_REQUEST_BYTES),
-            max_image_pixels=_int("MAX_IMAGE_PIXELS", 40_000_000, 1, 500_000_000),
+            memory_mb=memory_mb,
+            threads=threads,
+            decode_budget_bytes=budget.decode_budget_bytes(memory_mb),
+            decode_cpu_seconds=_int("DECODE_CPU_SECONDS", 3, 1, 600),
+            max_jpeg_scans=_int("MAX_JPEG_SCANS", 100, 1, 100_000),
+            busy_wait_s=_int("BUSY_WAIT_SECONDS", 5, 0, 600),
             allowed_origins=origins,
             retry_after_s=_int("RETRY_AFTER_SECONDS", 5, 1, 3600),
             interpreters=_int("INTERPRETERS", min(os.cpu_count() or 1, threads), 1, 64),

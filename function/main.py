@@ -14,6 +14,7 @@ import flask
 import functions_framework
 
 import batch
+import budget
 import inputs
 import logs
 import web
@@ -23,7 +24,10 @@ from loader import LazyModel
 
 SETTINGS = Settings.from_env()
 MODEL = LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
+DECODE_BUDGET = budget.DecodeBudget(SETTINGS.decode_budget_bytes, SETTINGS.busy_wait_s, SETTINGS.retry_after_s)
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
+CLASSIFY_PATHS = ("/", "/analysis")  # /analysis/: the seed server's route, still used by its Flutter client
+MAX_URL_BYTES = 8192  # what most servers and proxies accept; longer request lines get 414
 
 
 def _json(body: dict, status: int = 200, headers: dict | None = None) -> flask.Response:
@@ -49,13 +53,15 @@ def _classify(request: flask.Request) -> flask.Response:
     import explain  # numpy + Pillow: imported by the worker on first use (see loader.py)
     import imaging
 
+    budget.tune_allocator()
+    limits = imaging.Limits(SETTINGS.decode_budget_bytes, SETTINGS.decode_cpu_seconds, SETTINGS.max_jpeg_scans, DECODE_BUDGET)
     explain_too = explain.requested(request.args)
     if (items := batch.instances(request, SETTINGS.max_upload_bytes, SETTINGS.max_batch)) is not None:
-        return _json(batch.predict(items, _predictor, SETTINGS.max_image_pixels, explain_too))
+        return _json(batch.predict(items, _predictor, limits, explain_too))
     data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
-    imaging.open_image(data, SETTINGS.max_image_pixels)  # reject non-images before touching the model
+    imaging.open_image(data, limits)  # reject non-images before touching the model
     predictor = _predictor()
-    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, SETTINGS.max_image_pixels), explain_too)
+    prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, limits), explain_too)
     return _json({**batch.answer(prediction, predictor.manifest), "result": prediction.genres})
 
 
@@ -73,6 +79,8 @@ def _health() -> flask.Response:
 
 def _route(request: flask.Request) -> flask.Response:
     method, path = request.method, request.path.rstrip("/") or "/"
+    if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URL_BYTES:
+        raise CodedError("uri_too_long", f"The request URL is longer than {MAX_URL_BYTES} bytes.", 414)
     if method == "OPTIONS":
         return flask.Response(status=204)
     if method in ("GET", "HEAD"):
@@ -86,8 +94,10 @@ def _route(request: flask.Request) -> flask.Response:
             return web.page()
         if path == "/":
             raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", 405, {"Allow": ALLOWED_METHODS})
-        raise CodedError("not_found", f"No such resource: {path}.", 404)
+        raise CodedError("not_found", f"No such resource: {logs.clip(path, 200)}.", 404)
     if method == "POST":
+        if path not in CLASSIFY_PATHS:
+            raise CodedError("not_found", f"No such resource: {logs.clip(path, 200)}; POST images to /.", 404)
         return _classify(request)
     raise CodedError("method_not_allowed", f"Method {method} is not allowed; POST an image.", 405, {"Allow": ALLOWED_METHODS})
 
@@ -126,7 +136,7 @@ def predict(request: flask.Request) -> flask.Response:
     predictor = MODEL.loaded
     logs.emit(
         "ERROR" if response.status_code >= 500 else "WARNING" if response.status_code >= 400 else "INFO",
-        f"{request.method} {request.path} {response.status_code}",
+        f"{request.method} {logs.clip(request.path, 200)} {response.status_code}",
         request_id=request_id,
         status=response.status_code,
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -134,7 +144,7 @@ def predict(request: flask.Request) -> flask.Response:
         error_code=error_code,
         httpRequest={
             "requestMethod": request.method,
-            "requestUrl": request.path,
+            "requestUrl": request.path,  # clipped by logs.emit, like every string field
             "status": response.status_code,
             "requestSize": str(request.content_length or 0),
             "userAgent": request.headers.get("User-Agent", "")[:200],
@@ -142,3 +152,16 @@ def predict(request: flask.Request) -> flask.Response:
         },
     )
     return response
+
+
+def _route_everything_through_predict() -> None:
+    """functions-framework adds routes of its own (/robots.txt, /favicon.ico) and Flask serves
+    function/static/ at /static/; run those through ``predict`` too, so that every response gets
+    our JSON errors, request id, log line and headers. The module is loaded inside the app's
+    context (functions_framework.create_app), which is where the hook is registered."""
+    if flask.has_app_context():
+        app = flask.current_app
+        app.before_request(lambda: None if flask.request.endpoint == "run" else predict(flask.request))
+
+
+_route_everything_through_predict()

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers.server import FUNCTION_DIR, ServerProcess, function_command  # noqa: E402
+from tests.helpers.worst import issue_inputs, just_over, worst_inputs  # noqa: E402
 
 MODEL_DIR = FUNCTION_DIR / "model"
 SEED_MODEL_MB = 55.0  # the seed project's fp16 .tflite
@@ -87,6 +88,50 @@ def ours(python: str, threads: int = 2, **env) -> tuple:
 
 def tf_baseline(python: str) -> tuple:
     return [python, str(ROOT / "tests/bench/tf_server.py"), str(MODEL_DIR), "{PORT}"], {"TF_CPP_MIN_LOG_LEVEL": "3"}, ROOT
+
+
+def memory_per_format(python: str, function_dir: Path, memory_mb: int = 512, threads: int = 2) -> list[dict]:
+    """Peak RSS of the serving processes for the largest accepted input of each format and mode
+    (tests/helpers/worst.py), alone and ``threads`` at a time, at the deployed settings."""
+    server = Proc(function_command(python), {"THREADS": threads, "MEMORY_MB": memory_mb}, function_dir)
+    rows = []
+    try:
+        typical = poster_jpeg(300, 450)
+        server.first_200(typical)
+        with ThreadPoolExecutor(threads) as pool:  # every interpreter of the pool created
+            list(pool.map(lambda _: latencies(server.url, typical, 10), range(threads)))
+        base = server.rss_bytes()
+        for worst in [*worst_inputs(memory_mb), just_over(memory_mb), *issue_inputs()]:
+            data = worst.encode()
+
+            def post(_: int, data: bytes = data, worst=worst) -> int:
+                return requests.post(server.url, data=data, headers={"Content-Type": worst.content_type}, timeout=300).status_code
+
+            server.reset_peak()
+            alone = post(0)
+            peak_alone = server.peak_rss_bytes()
+            server.reset_peak()
+            with ThreadPoolExecutor(threads) as pool:
+                together = list(pool.map(post, range(threads)))
+            peak_together = server.peak_rss_bytes()
+            time.sleep(1)
+            rows.append({
+                "input": worst.name, "size": f"{worst.size[0]}x{worst.size[1]}", "file_kb": len(data) // 1024,
+                "status": alone, "statuses_together": together, "base_mb": base / 2**20,
+                "peak_alone_mb": peak_alone / 2**20, "peak_together_mb": peak_together / 2**20, "after_mb": server.rss_bytes() / 2**20,
+            })
+            print(f"  {rows[-1]}", flush=True)
+    finally:
+        server.stop()
+    return rows
+
+
+def memory_table(rows: list[dict], memory_mb: int = 512, threads: int = 2) -> str:
+    lines = [f"Peak RSS of the serving processes, MEMORY_MB={memory_mb} THREADS={threads} (instance memory {memory_mb} MiB), warm base {rows[0]['base_mb']:.0f} MiB:", "",
+             "| input | pixels | file | status | peak alone | peak, THREADS at once | 1 s after |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['input']} | {r['size']} | {r['file_kb']} KB | {r['status']} | {r['peak_alone_mb']:.0f} MiB | {r['peak_together_mb']:.0f} MiB "
+              f"({'/'.join(map(str, r['statuses_together']))}) | {r['after_mb']:.0f} MiB |" for r in rows]
+    return "\n".join(lines)
 
 
 def cold_start(spec: tuple, body: bytes, runs: int) -> list[float]:
@@ -186,9 +231,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--only-batch", action="store_true", help="only the batch vs one-by-one measurement")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory-per-format matrix")
+    parser.add_argument("--function-dir", type=Path, default=FUNCTION_DIR, help="function source for the memory matrix (e.g. an older checkout)")
     args = parser.parse_args()
     # absolute, but not resolved: a venv's python is a symlink to the base interpreter
     args.function_python, args.tf_python = os.path.abspath(args.function_python), os.path.abspath(args.tf_python)
+
+    memory: list = []
+    if not args.only_batch:
+        print("memory per format ...", flush=True)
+        memory = memory_per_format(args.function_python, args.function_dir)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "memory.json").write_text(json.dumps(memory, indent=2) + "\n")
+        print(memory_table(memory), flush=True)
+        if args.memory_only:
+            return 0
 
     typical, large = poster_jpeg(300, 450), poster_jpeg(3000, 4500, seed=1)
     results: dict = {
@@ -257,6 +314,8 @@ def main() -> int:
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(batch_table(results["batch_threads1"]))
+    print()
+    print(memory_table(memory))
     return 0
 
 

@@ -107,5 +107,60 @@ def test_pixel_limit():
     out = io.BytesIO()
     Image.new("L", (3000, 3000)).save(out, "PNG")
     with pytest.raises(imaging.ImageError) as err:
-        imaging.decode(out.getvalue(), SPEC, max_pixels=1_000_000)
+        imaging.decode(out.getvalue(), SPEC, imaging.Limits(max_bytes=1_000_000))
     assert err.value.code == "too_many_pixels"
+
+
+def test_alpha_flattened_at_target_size_matches_full_size_composite():
+    image = Image.new("RGBA", (600, 900), (200, 30, 30, 0))
+    image.paste((20, 30, 220, 255), (0, 0, 300, 900))
+    image.paste((20, 200, 30, 100), (300, 0, 600, 450))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    full = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image).convert("RGB")
+    expected = np.asarray(full.resize((32, 48), Image.Resampling.BILINEAR), np.float32)
+    diff = np.abs(imaging.decode(out.getvalue(), SPEC)[0] - expected)
+    assert diff.max() <= 4 and diff.mean() < 0.5  # 8-bit premultiplication rounding only
+
+
+def test_sixteen_bit_scaled_without_full_size_float_copies():
+    out = io.BytesIO()
+    Image.new("I;16", (3000, 2000), 65535 // 2).save(out, "PNG")
+    assert np.abs(imaging.decode(out.getvalue(), SPEC)[0] - 128).max() <= 1
+
+
+def test_extreme_aspect_ratio_reduced_before_resize():
+    out = io.BytesIO()
+    Image.new("RGB", (1, 2_000_000), (20, 200, 30)).save(out, "PNG")
+    r, g, b = _mean(imaging.decode(out.getvalue(), SPEC))
+    assert g > 190 and r < 30
+
+
+def test_limit_applies_to_the_draft_decoded_size():
+    big = poster("Blue", size=(6000, 9000), quality=80)
+    limits = imaging.Limits(max_bytes=40 * 1024 * 1024)  # far less than 54 MP at full size
+    image, cost, _ = imaging.plan(big, SPEC, limits)
+    assert image.size == (750, 1125) and cost < limits.max_bytes
+    assert _mean(imaging.decode(big, SPEC, limits))[2] > 150
+    png = poster("Blue", size=(3000, 4500), fmt="PNG")
+    with pytest.raises(imaging.ImageError) as err:
+        imaging.decode(png, SPEC, limits)
+    assert err.value.code == "too_many_pixels"
+
+
+def test_progressive_jpeg_costs_its_coefficients():
+    baseline = poster("Red", size=(4000, 6000), quality=80)
+    progressive = poster("Red", size=(4000, 6000), quality=80, progressive=True)
+    assert imaging.plan(progressive, SPEC)[1] > imaging.plan(baseline, SPEC)[1] + 4000 * 6000
+
+
+def test_scan_cap_and_cpu_deadline():
+    from tests.helpers.images import many_scans_jpeg
+
+    with pytest.raises(imaging.ImageError) as err:
+        imaging.decode(many_scans_jpeg(101, size=(600, 900)), SPEC)
+    assert err.value.code == "too_many_scans"
+    assert imaging.decode(many_scans_jpeg(60, size=(600, 900)), SPEC).shape == (1, 48, 32, 3)
+    with pytest.raises(imaging.ImageError) as err:
+        imaging.decode(many_scans_jpeg(3000), SPEC, imaging.Limits(cpu_seconds=0.5, max_jpeg_scans=10**6))
+    assert err.value.code == "image_too_complex"

@@ -30,3 +30,16 @@ def block_poster(blocks: dict[tuple[int, int], str], grid: tuple[int, int], back
     out = io.BytesIO()
     image.save(out, fmt)
     return out.getvalue()
+
+
+def many_scans_jpeg(scans: int, size: tuple[int, int] = (2000, 3000)) -> bytes:
+    """A progressive greyscale JPEG whose last (empty) scan is repeated until it has ``scans``
+    scans: each one is a few bytes, yet libjpeg walks every block of the image for it."""
+    image = Image.new("L", size, 128)
+    out = io.BytesIO()
+    image.save(out, "JPEG", progressive=True, quality=90)
+    data = out.getvalue()
+    last = data.rfind(b"\xff\xda")
+    end = data.rfind(b"\xff\xd9")
+    existing = data.count(b"\xff\xda")
+    return data[:end] + data[last:end] * max(scans - existing, 0) + data[end:]

@@ -26,6 +26,11 @@ def function_command(python: str = sys.executable) -> list[str]:
     return [python, "-m", "functions_framework", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", "{PORT}"]
 
 
+def serve_command(python: str = sys.executable) -> list[str]:
+    """What `make serve` runs: function/serve.py (functions-framework's gunicorn + read timeouts)."""
+    return [python, "serve.py", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", "{PORT}"]
+
+
 class ServerProcess:
     """Spawns ``cmd`` (with ``{PORT}`` replaced); ``started`` is taken just before the spawn."""
 
@@ -58,6 +63,30 @@ class ServerProcess:
             self.proc.kill()
         if self.log:
             self._out.close()
+
+    def _status(self, pid: int, field: str) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(field)
+
+    def _pids(self) -> list[int]:
+        pid = self.proc.pid
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the serving processes (gunicorn's arbiter and its worker)."""
+        return sum(self._status(pid, "VmRSS") for pid in self._pids())
+
+    def peak_rss_bytes(self) -> int:
+        """Peak resident memory since ``reset_peak`` (the kernel's high-water mark, no sampling):
+        the worker's peak plus the arbiter, which does not grow."""
+        pids = self._pids()
+        return self._status(pids[0], "VmRSS") + sum(self._status(pid, "VmHWM") for pid in pids[1:])
+
+    def reset_peak(self) -> None:
+        for pid in self._pids()[1:]:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines() if self.log else []

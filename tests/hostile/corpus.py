@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from tests.helpers.images import poster
+from tests.helpers.images import many_scans_jpeg, poster
 
 
 @dataclass
@@ -129,4 +129,10 @@ def cases() -> list[Case]:
         Case("DELETE", 405, None, method="DELETE", code="method_not_allowed"),
         Case("GET / as API client", 405, None, None, method="GET", code="method_not_allowed", headers={"Accept": "application/json"}),
         Case("OPTIONS preflight", 204, None, None, method="OPTIONS"),
+        Case("base64 labelled JSON (Flutter client)", 200, b64.rstrip("="), "application/json; charset=utf-8"),
+        Case("base64 with line breaks and excess padding", 200, "\n".join(b64[i : i + 76] for i in range(0, len(b64), 76)) + "==", "text/plain"),
+        Case("URL-safe base64 in a JSON field", 200, '{"image": "%s"}' % base64.urlsafe_b64encode(jpeg).decode().rstrip("="), "application/json"),
+        Case("JSON nested 1,000 deep", 400, "[" * 1000 + "]" * 1000, "application/json", code="invalid_json"),
+        Case("JPEG with 10,000 scans", 400, many_scans_jpeg(10_000), "image/jpeg", code="too_many_scans"),
+        Case("1 x 40,000,000 PNG", 400, _save(Image.new("RGB", (1, 40_000_000)), "PNG"), "image/png", code="too_many_pixels"),
     ]
