@@ -28,7 +28,7 @@ LITE_BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
 BN_EPSILON = 1e-3
 NAMES = ("mobilenetv2", *LITE)
 # Tiny random-initialised backbones for tests: (width, depth) far below Lite0's.
-TINY = {"tiny-a": (0.25, 0.3), "tiny-b": (0.35, 0.3)}
+TINY = {"tiny_a": (0.25, 0.3), "tiny_b": (0.35, 0.3)}
 
 
 def _round_filters(filters: int, width: float) -> int:
@@ -74,7 +74,7 @@ def efficientnet_lite(height: int, width: int, variant: str, weights: Path | Non
         if stride == 1 and cin == cout:
             x = layers.Add(name=f"block{b}_add")([x, shortcut])
     x = _conv_bn(x, 1280, 1, 1, "top")
-    net = keras.Model(image, x, name=f"efficientnet_{variant}")
+    net = keras.Model(image, x, name=variant.replace("-", "_"))
     if weights is not None:
         load_npz(net, weights / lite_file(variant))
     return net

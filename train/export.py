@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train import FUNCTION_DIR, imaging  # noqa: F401  (FUNCTION_DIR puts the function on sys.path)
+from train import FUNCTION_DIR, imaging, quiet  # noqa: F401  (FUNCTION_DIR puts the function on sys.path)
 
 import model as serving  # the function's loader: the artifact is checked the way it is served  # noqa: E402
 
@@ -28,7 +30,7 @@ def to_tflite(model: keras.Model, height: int, width: int) -> bytes:
     """Convert with weights stored as float16 (Optimize.DEFAULT + float16 target type)."""
     # Through a SavedModel: converting a Keras 3 model's concrete function directly loses its
     # variables (the .tflite comes out weightless and answers NaN - the parity check caught it).
-    with tempfile.TemporaryDirectory() as saved:
+    with tempfile.TemporaryDirectory() as saved, quiet.native_stderr():
         model.export(saved, format="tf_saved_model", input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="image")], verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -92,3 +94,26 @@ def parity(keras_model: keras.Model, artifact_dir: Path, posters: list[bytes], k
     if result["decision_agreement"] < MIN_DECISION_AGREEMENT:
         raise ParityError(f"TFLite decisions agree with Keras on {result['decision_agreement']:.2%} < {MIN_DECISION_AGREEMENT:.0%}: {result}")
     return result
+
+
+def latency(artifact_dir: Path, posters: list[bytes], repeats: int = 3) -> dict:
+    """Warm single-thread milliseconds per poster through the function's decode and predictor.
+
+    One interpreter with one thread, as a Cloud Functions instance runs it; the first call
+    (allocation, caches) is not counted. Medians: the CPU is shared.
+    """
+    predictor = serving.load(str(artifact_dir), pool_size=1, num_threads=1)
+    spec = predictor.manifest.input
+    predictor.scores(imaging.decode(posters[0], spec))
+    decode_ms, total_ms = [], []
+    for _ in range(repeats):
+        for poster in posters:
+            start = time.perf_counter()
+            pixels = imaging.decode(poster, spec)
+            decoded = time.perf_counter()
+            predictor.scores(pixels)
+            done = time.perf_counter()
+            decode_ms.append(1000 * (decoded - start))
+            total_ms.append(1000 * (done - start))
+    return {"posters": len(posters), "runs": len(total_ms), "p50_ms": round(statistics.median(total_ms), 2),
+            "decode_p50_ms": round(statistics.median(decode_ms), 2), "size_mb": round((artifact_dir / serving.MODEL_FILE).stat().st_size / 1e6, 2)}
