@@ -82,7 +82,7 @@ def _scored(y_val: np.ndarray, scores: np.ndarray, labels: list[str], seed: int)
     chosen, f1 = calibrate.thresholds(y_val, scores)
     return {
         "metrics": metrics.evaluate(y_val, scores, metrics.decide(scores, chosen)),
-        "crossfit_decisions": metrics.evaluate(y_val, scores, calibrate.crossfit_decisions(y_val, scores, seed)),
+        "crossfit_decisions": metrics.evaluate(y_val, scores, calibrate.crossfit_decisions(y_val, scores, np.random.default_rng(seed).permutation(len(y_val)) % 2)),
         "calibration": {"thresholds": {label: float(t) for label, t in zip(labels, chosen)}, "f1_at_threshold": f1.tolist()},
         "thresholds_array": chosen,
     }
@@ -264,17 +264,11 @@ def _costs(args, spec, members: dict, names: list[str], thresholds: np.ndarray, 
 
 
 def _baselines(labels: np.ndarray, folds: np.ndarray) -> dict:
-    """Predict-nothing and the label prior, each fold scored with the other folds' frequencies."""
+    """Each fold's prior comes from the other folds' genre frequencies."""
     prior = np.zeros_like(labels)
     for k in range(folds.max() + 1):
         prior[folds == k] = labels[folds != k].mean(axis=0)
-    rng = np.random.default_rng(0)
-    prior += rng.uniform(0, 1e-9, prior.shape)  # constant scores tie; the jitter adds no information
-    nothing = np.zeros_like(labels, dtype=bool)
-    return {
-        "predict_nothing": metrics.evaluate(labels, prior, nothing),
-        "label_prior": metrics.evaluate(labels, prior, metrics.decide(prior, np.full(labels.shape[1], 0.5))),
-    }
+    return metrics.baselines(labels, prior)
 
 
 def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict, shipped: str) -> dict:
@@ -283,8 +277,6 @@ def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict
     Their split is regenerated (stratified_split, v1's seed and fraction) and checked against
     the positives v1 recorded; the ensemble's out-of-fold scores are restricted to it.
     """
-    from train import crossval
-
     v1 = json.loads(path.read_text())
     if v1["labels"] != dataset.label_names:
         raise data.DataError(f"{path} was made with other genres; use the same data and --min-examples")
@@ -293,7 +285,7 @@ def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict
     if len(val) != v1["data"]["val_posters"] or y.sum(axis=0).astype(int).tolist() != v1["data"]["val_positives"]:
         raise data.DataError(f"cannot regenerate v1's validation split from {path}")
     oof = np.mean([cv["oof"][n] for n in shipped.split("+")], axis=0)
-    pred = crossval.crossfit_decisions(dataset.labels, oof, cv["folds"])[val]
+    pred = calibrate.crossfit_decisions(dataset.labels, oof, cv["folds"])[val]
     return {
         "posters": len(val),
         "v1": {**v1["ours"]["metrics"], "crossfit_f1_macro": v1["ours"]["crossfit_decisions"]["f1_macro"],

@@ -51,20 +51,10 @@ def best_epoch(curve: np.ndarray, labels: np.ndarray) -> tuple[int, list[float]]
     return int(np.argmax(maps)) + 1, maps
 
 
-def crossfit_decisions(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Each fold decided with thresholds calibrated on the other folds' OOF scores."""
-    pred = np.zeros_like(labels, dtype=bool)
-    for k in range(folds.max() + 1):
-        held = folds == k
-        chosen, _ = calibrate.thresholds(labels[~held], scores[~held])
-        pred[held] = metrics.decide(scores[held], chosen)
-    return pred
-
-
 def evaluate(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
     """Per-fold figures (mean and sd over folds) and pooled OOF figures, decisions cross-fitted;
     also pooled over the common genres only (prior >= COMMON_PRIOR), as the quality bar counts them."""
-    pred = crossfit_decisions(labels, scores, folds)
+    pred = calibrate.crossfit_decisions(labels, scores, folds)
     common = labels.mean(axis=0) >= COMMON_PRIOR
     per_fold = [metrics.evaluate(labels[folds == k], scores[folds == k], pred[folds == k]) for k in range(folds.max() + 1)]
     return {
