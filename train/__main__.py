@@ -21,7 +21,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="artifact directory to create")
     parser.add_argument("--arch", choices=("ensemble", "seed-cnn"), default="ensemble")
     parser.add_argument("--weights", default="build/weights", help="folder made by `make weights`, or 'none' (random weights: tests)")
-    parser.add_argument("--backbones", default="mobilenetv2,lite2", help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b)")
+    parser.add_argument("--backbones", default="mobilenetv2,lite0", help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b)")
     parser.add_argument("--candidates", default="", help="more backbones cross-validated for the report only, e.g. lite0,lite1")
     parser.add_argument("--height", type=int, default=336)
     parser.add_argument("--width", type=int, default=224)
