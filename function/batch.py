@@ -23,7 +23,8 @@ from inputs import InputError
 
 if TYPE_CHECKING:
     from imaging import Limits
-    from model import Manifest, Prediction, Predictor
+    from artifact import Manifest
+    from model import Prediction, Predictor
 
 INSTANCE_FIELDS = ("b64", "image")
 

@@ -23,9 +23,6 @@ import explain
 from artifact import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
 from errors import ModelUnavailable
 
-__all__ = ["MANIFEST_FILE", "MODEL_FILE", "Manifest", "ModelUnavailable", "Prediction", "Predictor", "load", "read_artifact", "verify"]
-
-
 @dataclass(frozen=True)
 class Prediction:
     genres: list[str]

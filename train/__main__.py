@@ -6,53 +6,65 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from train import calibrate, data, export, imaging, metrics, report
+from train import calibrate, data, imaging, metrics, quiet, report
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="dataset folder: train.csv + Images/<Id>.jpg")
     parser.add_argument("--out", type=Path, required=True, help="artifact directory to create")
-    parser.add_argument("--arch", choices=("mobilenet", "seed-cnn"), default="mobilenet")
-    parser.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a path to MobileNetV2 no-top .h5 weights")
+    parser.add_argument("--arch", choices=("ensemble", "seed-cnn"), default="ensemble")
+    parser.add_argument("--weights", default="build/weights", help="folder made by `make weights`, or 'none' (random weights: tests)")
+    parser.add_argument("--backbones", default="mobilenetv2,lite0", help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b)")
+    parser.add_argument("--candidates", default="", help="more backbones cross-validated for the report only, e.g. lite0,lite1")
     parser.add_argument("--height", type=int, default=336)
     parser.add_argument("--width", type=int, default=224)
-    parser.add_argument("--val-fraction", type=float, default=0.15)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold cross-validation")
+    parser.add_argument("--seed", type=int, default=0, help="folds, head initialisation (seeds seed..seed+head_seeds-1)")
     parser.add_argument("--min-examples", type=int, default=25, help="genres with fewer positives are dropped")
-    parser.add_argument("--head-epochs", type=int, default=8)
-    parser.add_argument("--finetune-epochs", type=int, default=16)
-    parser.add_argument("--head-lr", type=float, default=1e-3)
-    parser.add_argument("--finetune-lr", type=float, default=1e-4)
-    parser.add_argument("--views", type=int, default=6, help="cached views per training poster (1 plain, 1 flipped, rest augmented)")
-    parser.add_argument("--dropout", type=float, default=0.4)
+    parser.add_argument("--hidden", type=int, default=512, help="head hidden units (0: linear head)")
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--input-dropout", type=float, default=0.2)
+    parser.add_argument("--max-epochs", type=int, default=20, help="length of the cosine schedule; CV picks where to stop")
+    parser.add_argument("--head-lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--max-pos-weight", type=float, default=1.0, help="cap of the per-genre positive weights (1 = plain BCE)")
-    parser.add_argument("--rank-weight", type=float, default=1.0, help="weight of the listwise softmax ranking term")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="reuse cached backbone features between runs")
-    parser.add_argument("--patience", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--rank-weight", type=float, default=0.0, help="weight of the listwise softmax ranking term")
+    parser.add_argument("--head-seeds", type=int, default=3, help="heads per backbone, scores averaged")
+    parser.add_argument("--cache-dir", type=Path, default=Path("build/cache"), help="backbone features and CV scores reused between runs")
+    parser.add_argument("--cv-only", action="store_true", help="stop after cross-validation (to compare backbones)")
+    parser.add_argument("--parity-posters", type=int, default=200)
     parser.add_argument("--seed-epochs", type=int, default=5, help="epochs for --arch seed-cnn (published: 5)")
+    parser.add_argument("--val-fraction", type=float, default=0.15, help="validation share of v1's single split (--arch seed-cnn, --compare)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N posters (smoke runs)")
-    parser.add_argument("--compare", type=Path, default=None, help="a --arch seed-cnn output dir to include in the report")
-    parser.add_argument("--name", default="postergenre-mobilenetv2")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="report.json of v1 (single split, with its seed-CNN run): compared on its validation posters")
+    parser.add_argument("--name", default="postergenre-ensemble")
     parser.add_argument("--version", default=None, help="artifact version (default: UTC timestamp)")
-    parser.add_argument("--reports-dir", type=Path, default=None, help="also copy report.md and plots here")
-    return parser.parse_args(argv)
+    parser.add_argument("--reports-dir", type=Path, default=None, help="also copy report.md, report.json and plots here")
+    args = parser.parse_args(argv)
+    args.backbones = [b for b in args.backbones.split(",") if b]
+    args.candidates = [b for b in args.candidates.split(",") if b and b not in args.backbones]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.arch == "seed-cnn":
-        run_seed(args)
-    else:
-        run_ours(args)
+    try:
+        if args.arch == "seed-cnn":
+            run_seed(args)
+        else:
+            run_ours(args)
+    except data.DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -70,7 +82,7 @@ def _scored(y_val: np.ndarray, scores: np.ndarray, labels: list[str], seed: int)
     chosen, f1 = calibrate.thresholds(y_val, scores)
     return {
         "metrics": metrics.evaluate(y_val, scores, metrics.decide(scores, chosen)),
-        "crossfit_decisions": metrics.evaluate(y_val, scores, calibrate.crossfit_decisions(y_val, scores, seed)),
+        "crossfit_decisions": metrics.evaluate(y_val, scores, calibrate.crossfit_decisions(y_val, scores, np.random.default_rng(seed).permutation(len(y_val)) % 2)),
         "calibration": {"thresholds": {label: float(t) for label, t in zip(labels, chosen)}, "f1_at_threshold": f1.tolist()},
         "thresholds_array": chosen,
     }
@@ -99,48 +111,102 @@ def run_seed(args: argparse.Namespace) -> None:
     print(json.dumps({k: out["metrics"][k] for k in ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro")}), flush=True)
 
 
-def run_ours(args: argparse.Namespace) -> None:
+def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, dict, dict]:
+    """Every backbone (shipped and candidates), its pooled features and their cache key."""
     import keras
 
-    from train import explain, fit, model
+    from train import backbones, features
 
-    keras.utils.set_random_seed(args.seed)  # the head's (and, without weights, the backbone's) initial weights
+    weights = None if args.weights == "none" else Path(args.weights)
+    nets, feats, keys = {}, {}, {}
+    for i, name in enumerate(args.backbones + args.candidates):
+        keras.utils.set_random_seed(args.seed + i)  # random weights (tests) are reproducible too
+        with quiet.native_stderr():
+            nets[name] = backbones.build(name, args.height, args.width, weights)
+        if weights is None:
+            backbones.calibrate_batchnorm(nets[name], dataset.images[: min(256, len(dataset.images))])
+        feats[name], keys[name] = features.backbone_features(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir)
+    return nets, feats, keys
 
+
+def _cross_validate(args, dataset, feats, keys, options) -> dict:
+    """OOF scores per backbone at its CV-chosen epoch, and every candidate set's CV figures."""
+    from train import crossval
+
+    labels = dataset.labels
+    folds = data.stratified_folds(labels, args.folds, args.seed)
+    curves, epochs, oof = {}, {}, {}
+    for name, feat in feats.items():
+        key = None if keys[name] is None else {"features": keys[name], "fold_seed": args.seed, "folds": args.folds}
+        curve = crossval.oof_scores(feat, labels, folds, options, name, args.cache_dir, key)
+        epochs[name], curves[name] = crossval.best_epoch(curve, labels)
+        oof[name] = curve[epochs[name] - 1]
+    sets = {}
+    for combo in crossval.candidates(list(feats)):
+        scores = np.mean([oof[n] for n in combo], axis=0)
+        sets["+".join(combo)] = crossval.evaluate(labels, scores, folds)
+        f = sets["+".join(combo)]["folds"]
+        print(f"CV {'+'.join(combo):32s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro")), flush=True)
+    return {"folds": folds, "epochs": epochs, "curves": curves, "oof": oof, "sets": sets}
+
+
+def run_ours(args: argparse.Namespace) -> None:
+    with quiet.native_stderr():  # TensorFlow's import-time notices
+        from train import explain, export, heads, model
+
+    start = time.monotonic()
     spec = imaging.InputSpec(args.height, args.width, "bilinear")
-    dataset, train_idx, val_idx = _split(args, spec)
-    labels = dataset.label_names
-    y_train, y_val = dataset.labels[train_idx], dataset.labels[val_idx]
-    net = model.mobilenet(spec.height, spec.width, len(labels), args.weights, dropout=args.dropout)
-    if args.weights == "none":
-        model.calibrate_batchnorm(net, dataset.images[train_idx[:256]].astype(np.float32))
-    options = fit.FitOptions(
-        head_epochs=args.head_epochs,
-        finetune_epochs=args.finetune_epochs,
-        batch_size=args.batch_size,
-        head_lr=args.head_lr,
-        finetune_lr=args.finetune_lr,
-        views=args.views,
-        patience=args.patience,
-        weight_decay=args.weight_decay,
-        rank_weight=args.rank_weight,
-        max_pos_weight=args.max_pos_weight,
-        seed=args.seed,
-    )
-    cache_key = {"data": str(args.data.resolve()), "ids": dataset.ids, "train": train_idx.tolist(), "size": [spec.height, spec.width], "weights": str(args.weights)}
-    history = fit.fit_mobilenet(net, dataset.images[train_idx], y_train, dataset.images[val_idx], y_val, options, args.cache_dir, cache_key)
-    scores = fit.predict(net, dataset.images[val_idx].astype(np.float32))
-    np.save(args.out / "val_scores.npy", scores)  # for re-analysis without retraining
-    result = _scored(y_val, scores, labels, args.seed)
-    chosen = result.pop("thresholds_array")
+    dataset = data.load(args.data, spec, args.min_examples, args.limit)
+    if len(dataset.ids) < 2 * args.folds:
+        raise data.DataError(f"{len(dataset.ids)} posters are too few for {args.folds}-fold cross-validation")
+    args.out.mkdir(parents=True, exist_ok=True)
+    labels, names = dataset.labels, dataset.label_names
+    print(f"posters: {dataset.counts}; genres {len(names)}; dropped genres {dataset.dropped_labels}", flush=True)
+    options = heads.HeadOptions(hidden=args.hidden, input_dropout=args.input_dropout, dropout=args.dropout, max_epochs=args.max_epochs,
+                                lr=args.head_lr, weight_decay=args.weight_decay, batch_size=args.batch_size, rank_weight=args.rank_weight,
+                                seeds=args.head_seeds)
+    nets, feats, keys = _features(args, dataset)
+    features_seconds = time.monotonic() - start
+    cv = _cross_validate(args, dataset, feats, keys, options)
+    shipped = "+".join(args.backbones)
+    cv_seconds = time.monotonic() - start - features_seconds
+    if args.cv_only:
+        (args.out / "cv.json").write_text(json.dumps({"labels": names, "epochs": cv["epochs"], "sets": cv["sets"]}, indent=2) + "\n", encoding="utf-8")
+        return
 
-    manifest = export.base_manifest(args.name, args.version, labels, chosen, spec)
+    oof = np.mean([cv["oof"][n] for n in args.backbones], axis=0)
+    chosen, f1_at = calibrate.thresholds(labels, oof)  # out-of-fold scores of the shipped ensemble
+    members = {}
+    for name in args.backbones:  # refit on every poster, epochs fixed by CV
+        fitted = [heads.fit(feats[name], labels, options, cv["epochs"][name], args.seed + s, f"{name}_head{s}")[0] for s in range(options.seeds)]
+        members[name] = (nets[name], fitted)
+    net = model.ensemble(spec.height, spec.width, members)
+    refit_seconds = time.monotonic() - start - features_seconds - cv_seconds
+
+    manifest = export.base_manifest(args.name, args.version, names, chosen, spec)
     manifest.update(explain.manifest_entry(net))  # the explanation output (train/explain.py)
     tflite = export.to_tflite(net, spec.height, spec.width, explanations=True)
     manifest = export.write_artifact(args.out, tflite, manifest)
-    posters = [(args.data / "Images" / f"{dataset.ids[i]}.jpg").read_bytes() for i in val_idx]
-    parity = export.parity(net, args.out, posters, dataset.images[val_idx])
-    baselines = metrics.baselines(y_train, y_val)
-    headline = ("mAP_macro", "mAP_micro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro", "f1_samples", "precision_at_3")
+    rng = np.random.default_rng(args.seed)
+    probe = np.sort(rng.choice(len(dataset.ids), min(args.parity_posters, len(dataset.ids)), replace=False))
+    posters = [(args.data / "Images" / f"{dataset.ids[i]}.jpg").read_bytes() for i in probe]
+    parity = export.parity(net, args.out, posters, dataset.images[probe])
+    costs = _costs(args, spec, members, names, chosen, posters[:10])
+    costs[shipped] = {**export.latency(args.out, posters[:10]), "params": int(net.count_params())}
+    ensemble_cv = cv["sets"][shipped]
+    headline = ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro", "precision_at_3")
+    training = {
+        "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
+                f"each: global average pool + {options.seeds} MLP heads; scores averaged over heads, then over backbones",
+        "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
+        "posters": dataset.counts,
+        "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "
+                     "out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; heads refit on all posters",
+        "epochs": cv["epochs"],
+        "head": asdict(options),
+        "params": int(net.count_params()),
+        "seconds": {"features": round(features_seconds, 1), "cross_validation": round(cv_seconds, 1), "refit": round(refit_seconds, 1)},
+    }
     manifest = export.write_artifact(
         args.out,
         tflite,
@@ -148,60 +214,89 @@ def run_ours(args: argparse.Namespace) -> None:
             **manifest,
             "label_rule": f"genres with fewer than {args.min_examples} positive posters in the dataset are not predicted",
             "dropped_labels": dataset.dropped_labels,
-            "training": {
-                "arch": "MobileNetV2 1.0 (ImageNet) + GAP + dropout + sigmoid dense; blocks 13-16 fine-tuned, batch-norm frozen",
-                "imbalance": "positive weights sqrt(neg/pos) capped, then removed from the output bias (prior correction)",
-                "weights": "imagenet" if args.weights == "imagenet" else Path(args.weights).name,
-                "posters": dataset.counts,
-                "train_posters": len(train_idx),
-                "val_posters": len(val_idx),
-                "split_seed": args.seed,
-                "options": asdict(options),
-                "best_epoch": history.best_epoch,
-                "train_seconds": round(history.seconds, 1),
-                "params": int(net.count_params()),
-            },
+            "training": training,
             "metrics": {
-                "validation": {k: result["metrics"][k] for k in headline},
-                "validation_crossfit_decisions": {k: result["crossfit_decisions"][k] for k in ("f1_macro", "f1_micro", "f1_samples")},
-                "label_prior": {k: baselines["label_prior"][k] for k in headline},
+                "cross_validation_mean": {k: round(ensemble_cv["folds"][k]["mean"], 4) for k in headline},
+                "cross_validation_sd": {k: round(ensemble_cv["folds"][k]["sd"], 4) for k in headline},
+                "out_of_fold_pooled": {k: round(ensemble_cv["pooled"][k], 4) for k in headline},
             },
             "parity": parity,
         },
     )
-    compare = {}
-    if args.compare and (args.compare / "report.json").exists():
-        seed = json.loads((args.compare / "report.json").read_text())
-        if seed["labels"] == labels:
-            compare["seed_cnn"] = seed
+    baselines = _baselines(labels, cv["folds"])
     full = {
         "manifest": {k: manifest[k] for k in ("name", "version", "created", "sha256", "size_bytes")},
-        "labels": labels,
+        "labels": names,
+        "shipped": shipped,
         "data": {
-            "seed": args.seed,
-            "min_examples": args.min_examples,
-            "dropped_labels": dataset.dropped_labels,
-            "counts": dataset.counts,
-            "train_posters": len(train_idx),
-            "val_posters": len(val_idx),
-            "val_positives": y_val.sum(axis=0).astype(int).tolist(),
-            "val_prior": y_val.mean(axis=0).tolist(),
+            "min_examples": args.min_examples, "dropped_labels": dataset.dropped_labels, "counts": dataset.counts, "folds": args.folds,
+            "fold_seed": args.seed, "positives": labels.sum(axis=0).astype(int).tolist(), "prior": labels.mean(axis=0).tolist(),
         },
+        "training": training,
         "baselines": baselines,
-        "ours": {
-            **result,
-            "history": history.epochs,
-            "best_epoch": history.best_epoch,
-            "params": int(net.count_params()),
-            "size_mb": round(len(tflite) / 1e6, 2),
-            "train_seconds": round(history.seconds, 1),
-        },
+        "cv": {name: {**result, "members": name.split("+")} for name, result in cv["sets"].items()},
+        "cv_curves": cv["curves"],
+        "calibration": {"thresholds": {label: float(t) for label, t in zip(names, chosen)}, "f1_at_threshold": f1_at.tolist()},
+        "costs": costs,
         "parity": parity,
-        **compare,
+        "train_seconds": round(time.monotonic() - start, 1),
     }
-    (args.out / "report.json").write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
-    report.main([str(args.out), *(["--reports-dir", str(args.reports_dir)] if args.reports_dir else [])])
-    print(json.dumps({"artifact": str(args.out), **manifest["metrics"]["validation"], "parity": parity}, indent=2), flush=True)
+    if args.compare:
+        full["v1_split"] = _compare_v1(args.compare, args.val_fraction, dataset, cv, shipped)
+    report.write(args.out, full)
+    if args.reports_dir:
+        report.copy(args.out, args.reports_dir)
+    print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
+
+
+def _costs(args, spec, members: dict, names: list[str], thresholds: np.ndarray, posters: list[bytes]) -> dict:
+    """File size and warm single-thread latency of each backbone alone (exported like the ensemble)."""
+    from train import export, model
+
+    out = {}
+    for name, member in members.items():
+        if len(members) == 1:
+            break
+        single = model.ensemble(spec.height, spec.width, {name: member})
+        folder = args.out / "members" / name
+        export.write_artifact(folder, export.to_tflite(single, spec.height, spec.width), export.base_manifest(name, args.version, names, thresholds, spec))
+        out[name] = {**export.latency(folder, posters), "params": int(single.count_params())}
+    return out
+
+
+def _baselines(labels: np.ndarray, folds: np.ndarray) -> dict:
+    """Each fold's prior comes from the other folds' genre frequencies."""
+    prior = np.zeros_like(labels)
+    for k in range(folds.max() + 1):
+        prior[folds == k] = labels[folds != k].mean(axis=0)
+    return metrics.baselines(labels, prior)
+
+
+def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict, shipped: str) -> dict:
+    """v1 and the seed CNN were scored on v1's 947 validation posters only: compare there.
+
+    Their split is regenerated (stratified_split, v1's seed and fraction) and checked against
+    the positives v1 recorded; the ensemble's out-of-fold scores are restricted to it.
+    """
+    v1 = json.loads(path.read_text())
+    if v1["labels"] != dataset.label_names:
+        raise data.DataError(f"{path} was made with other genres; use the same data and --min-examples")
+    _, val = data.stratified_split(dataset.labels, val_fraction, v1["data"]["seed"])
+    y = dataset.labels[val]
+    if len(val) != v1["data"]["val_posters"] or y.sum(axis=0).astype(int).tolist() != v1["data"]["val_positives"]:
+        raise data.DataError(f"cannot regenerate v1's validation split from {path}")
+    oof = np.mean([cv["oof"][n] for n in shipped.split("+")], axis=0)
+    pred = calibrate.crossfit_decisions(dataset.labels, oof, cv["folds"])[val]
+    return {
+        "posters": len(val),
+        "v1": {**v1["ours"]["metrics"], "crossfit_f1_macro": v1["ours"]["crossfit_decisions"]["f1_macro"],
+               "crossfit_f1_micro": v1["ours"]["crossfit_decisions"]["f1_micro"], "size_mb": v1["ours"]["size_mb"]},
+        "seed_cnn": {**v1["seed_cnn"]["metrics"], "crossfit_f1_macro": v1["seed_cnn"]["crossfit_decisions"]["f1_macro"],
+                     "crossfit_f1_micro": v1["seed_cnn"]["crossfit_decisions"]["f1_micro"], "size_mb": v1["seed_cnn"]["size_mb"]},
+        "label_prior": v1["baselines"]["label_prior"],
+        "predict_nothing": v1["baselines"]["predict_nothing"],
+        "ensemble_oof": metrics.evaluate(y, oof[val], pred),
+    }
 
 
 if __name__ == "__main__":

@@ -13,6 +13,16 @@ from tqdm import tqdm
 from train import imaging
 
 
+LAYOUT = (
+    "expected the Kaggle 'movie-classifier' layout: train.csv (header Id,Genre,<one 0/1 column per genre>) "
+    "and Images/<Id>.jpg"
+)
+
+
+class DataError(ValueError):
+    """The dataset is missing, unreadable or too small for the chosen label rule."""
+
+
 @dataclass
 class Dataset:
     """Decoded posters (uint8, model input size) with their multi-hot labels."""
@@ -59,6 +69,8 @@ def apply_min_examples(labels: np.ndarray, names: list[str], min_examples: int) 
 
 def load(root: Path, spec: imaging.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
     """Read the table and decode every poster with the serving decoder; skip missing/corrupt ones."""
+    if not (root / "train.csv").is_file():
+        raise DataError(f"{root}/train.csv not found: {LAYOUT}")
     ids, names, labels, duplicates = read_table(root / "train.csv")
     if limit:
         ids, labels = ids[:limit], labels[:limit]
@@ -75,7 +87,14 @@ def load(root: Path, spec: imaging.InputSpec, min_examples: int, limit: int | No
         decoded = list(tqdm(pool.map(decode, ids), total=len(ids), desc="decode posters", unit="img"))
     ok = np.array([d is not None for d in decoded])
     missing = [i for i, d in zip(ids, decoded) if d is None]
+    if not ok.any():
+        raise DataError(f"none of the {len(ids)} posters in {root}/Images could be read: {LAYOUT}")
     labels, names, dropped = apply_min_examples(labels[ok], names, min_examples)
+    if not names:
+        raise DataError(
+            f"no genre has --min-examples {min_examples} positive posters among the {int(ok.sum())} used "
+            f"(most: {max(dropped.values())}); use more posters (--limit) or a lower --min-examples"
+        )
     images = np.stack([d for d in decoded if d is not None])
     kept_ids = [i for i, good in zip(ids, ok) if good]
     counts = {
@@ -87,16 +106,17 @@ def load(root: Path, spec: imaging.InputSpec, min_examples: int, limit: int | No
     return Dataset(kept_ids, images, labels, names, dropped, counts)
 
 
-def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _iterative_assign(labels: np.ndarray, fractions: list[float], seed: int) -> np.ndarray:
     """Iterative stratification (Sechidis et al. 2011), simplified: rarest labels are placed first.
 
-    Each example goes to the split that still wants most of its rarest label, so every genre's
-    share in validation stays close to ``val_fraction``. Deterministic for a given seed.
+    Each example goes to the part that still wants most of its rarest label, so every genre's
+    share in each part stays close to that part's fraction. Deterministic for a given seed.
+    Returns each example's part index.
     """
     rng = np.random.default_rng(seed)
     n = len(labels)
     order = rng.permutation(n)
-    wanted = np.array([val_fraction, 1.0 - val_fraction])
+    wanted = np.array(fractions)
     desired_total = wanted * n
     desired_label = np.outer(wanted, labels.sum(axis=0))
     assign = np.full(n, -1)
@@ -114,14 +134,25 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
             best = np.flatnonzero(want == want.max())
             if len(best) > 1:
                 best = best[np.flatnonzero(desired_total[best] == desired_total[best].max())]
-            split = int(rng.choice(best))
-            assign[idx] = split
-            desired_label[split] -= labels[idx]
-            desired_total[split] -= 1
+            part = int(rng.choice(best))
+            assign[idx] = part
+            desired_label[part] -= labels[idx]
+            desired_total[part] -= 1
         keep = ~remaining[:, label]
         remaining, remaining_idx = remaining[keep], remaining_idx[keep]
     for idx in remaining_idx:  # examples without any label
-        split = int(np.argmax(desired_total))
-        assign[idx] = split
-        desired_total[split] -= 1
+        part = int(np.argmax(desired_total))
+        assign[idx] = part
+        desired_total[part] -= 1
+    return assign
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices), stratified per genre (v1's single split)."""
+    assign = _iterative_assign(labels, [val_fraction, 1.0 - val_fraction], seed)
     return np.flatnonzero(assign == 1), np.flatnonzero(assign == 0)
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each example's fold (0..folds-1) for k-fold cross-validation, stratified per genre."""
+    return _iterative_assign(labels, [1.0 / folds] * folds, seed)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train import FUNCTION_DIR, imaging  # noqa: F401  (FUNCTION_DIR puts the function on sys.path)
+from train import FUNCTION_DIR, imaging, quiet  # noqa: F401  (FUNCTION_DIR puts the function on sys.path)
 
+import artifact  # the artifact contract (file names, manifest, checksum)  # noqa: E402
 import model as serving  # the function's loader: the artifact is checked the way it is served  # noqa: E402
 
 MIN_DECISION_AGREEMENT = 0.99
@@ -36,7 +39,7 @@ def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = 
         model = explain.with_explanations(model)
     # Through a SavedModel: converting a Keras 3 model's concrete function directly loses its
     # variables (the .tflite comes out weightless and answers NaN - the parity check caught it).
-    with tempfile.TemporaryDirectory() as saved:
+    with tempfile.TemporaryDirectory() as saved, quiet.native_stderr():
         model.export(saved, format="tf_saved_model", input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="image")], verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -47,9 +50,9 @@ def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = 
 def write_artifact(out: Path, tflite: bytes, manifest: dict) -> dict:
     """Write model.tflite + manifest.json; sha256 and size are filled in from the bytes written."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / serving.MODEL_FILE).write_bytes(tflite)
+    (out / artifact.MODEL_FILE).write_bytes(tflite)
     manifest = {**manifest, "sha256": hashlib.sha256(tflite).hexdigest(), "size_bytes": len(tflite)}
-    (out / serving.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out / artifact.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
@@ -102,3 +105,26 @@ def parity(keras_model: keras.Model, artifact_dir: Path, posters: list[bytes], k
     if result["decision_agreement"] < MIN_DECISION_AGREEMENT:
         raise ParityError(f"TFLite decisions agree with Keras on {result['decision_agreement']:.2%} < {MIN_DECISION_AGREEMENT:.0%}: {result}")
     return result
+
+
+def latency(artifact_dir: Path, posters: list[bytes], repeats: int = 3) -> dict:
+    """Warm single-thread milliseconds per poster through the function's decode and predictor.
+
+    One interpreter with one thread, as a Cloud Functions instance runs it; the first call
+    (allocation, caches) is not counted. Medians: the CPU is shared.
+    """
+    predictor = serving.load(str(artifact_dir), pool_size=1, num_threads=1)
+    spec = predictor.manifest.input
+    predictor.scores(imaging.decode(posters[0], spec))
+    decode_ms, total_ms = [], []
+    for _ in range(repeats):
+        for poster in posters:
+            start = time.perf_counter()
+            pixels = imaging.decode(poster, spec)
+            decoded = time.perf_counter()
+            predictor.scores(pixels)
+            done = time.perf_counter()
+            decode_ms.append(1000 * (decoded - start))
+            total_ms.append(1000 * (done - start))
+    return {"posters": len(posters), "runs": len(total_ms), "p50_ms": round(statistics.median(total_ms), 2),
+            "decode_p50_ms": round(statistics.median(decode_ms), 2), "size_mb": round((artifact_dir / artifact.MODEL_FILE).stat().st_size / 1e6, 2)}

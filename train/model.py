@@ -1,64 +1,28 @@
-"""Model definitions: our MobileNetV2 transfer model and the seed project's CNN as published."""
+"""Model definitions: our ensemble of ImageNet backbones and the seed project's CNN as published."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
 
-# Last backbone layer that stays frozen; blocks 13-16 and Conv_1 are fine-tuned.
-SPLIT_LAYER = "block_12_add"
-UPPER_FIRST_LAYER = "block_13_expand"
 
+def ensemble(height: int, width: int, members: dict[str, tuple[keras.Model, list[keras.Model]]]) -> keras.Model:
+    """One model over one 0-255 image: every backbone with its heads, genre scores averaged.
 
-def mobilenet(height: int, width: int, n_labels: int, weights: str, dropout: float = 0.3) -> keras.Model:
-    """ImageNet MobileNetV2 + sigmoid head. Input: float32 RGB 0-255; scaling to [-1, 1] is inside."""
-    inputs = keras.Input((height, width, 3), name="image")
-    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
-    backbone = keras.applications.MobileNetV2(
-        input_shape=(height, width, 3), include_top=False, weights=None if weights == "none" else weights
-    )
-    for layer in backbone.layers:
-        # The shared weights carry folded batch-norm statistics: keep every BN in inference mode.
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False
-    features = layers.Identity(name="features")(backbone(scaled))  # named for train/explain.py
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
-    pooled = layers.Dropout(dropout, name="dropout")(pooled)
-    outputs = layers.Dense(n_labels, activation="sigmoid", name="genres")(pooled)
-    return keras.Model(inputs, outputs, name="postergenre_mobilenetv2")
-
-
-def backbone_of(model: keras.Model) -> keras.Model:
-    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
-
-
-def split(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(lower, upper): image -> frozen features, features -> scores. Layers are shared with ``model``.
-
-    Training the upper part on cached lower-part features is what makes fine-tuning affordable on
-    a 2-core CPU: the frozen lower blocks are run once per augmented view, not once per epoch.
+    ``members`` maps a name to (backbone, heads): each backbone ends in its last spatial feature
+    map (reachable as ``model.get_layer(name).output``, e.g. for class-activation maps), is pooled
+    and scored by its heads (one per seed); a member's score is the mean of its heads', the
+    ensemble's the mean of its members'. Members stay independent: averaging separately trained
+    backbones' scores beat one head over their concatenated features.
     """
-    backbone = backbone_of(model)
-    lower_backbone = keras.Model(backbone.input, backbone.get_layer(SPLIT_LAYER).output)
-    image = model.input
-    lower = keras.Model(image, lower_backbone(model.get_layer("to_unit_range")(image)), name="lower")
-    feats = keras.Input(lower.output.shape[1:], name="features")
-    upper_backbone = keras.Model(backbone.get_layer(UPPER_FIRST_LAYER).input, backbone.output)
-    x = upper_backbone(feats)
-    for name in ("pool", "dropout", "genres"):
-        x = model.get_layer(name)(x)
-    return lower, keras.Model(feats, x, name="upper")
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Unfreeze (or freeze) the upper backbone blocks; BN layers always stay frozen."""
-    backbone = backbone_of(model)
-    upper = False
-    for layer in backbone.layers:
-        upper = upper or layer.name == UPPER_FIRST_LAYER
-        if not isinstance(layer, layers.BatchNormalization):
-            layer.trainable = trainable and upper
-    backbone.trainable = True
+    image = keras.Input((height, width, 3), name="image")
+    scores = []
+    for name, (backbone, member_heads) in members.items():
+        pooled = layers.GlobalAveragePooling2D(name=f"{name}_pool")(backbone(image))
+        outputs = [head(pooled) for head in member_heads]
+        scores.append(layers.Average(name=f"{name}_genres")(outputs) if len(outputs) > 1 else outputs[0])
+    genres = layers.Average(name="genres")(scores) if len(scores) > 1 else layers.Identity(name="genres")(scores[0])
+    return keras.Model(image, genres, name="postergenre_ensemble")
 
 
 def seed_cnn(n_labels: int, size: int = 350) -> keras.Model:
@@ -78,20 +42,3 @@ def seed_cnn(n_labels: int, size: int = 350) -> keras.Model:
         x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(n_labels, activation="sigmoid", name="genres")(x)
     return keras.Model(inputs, outputs, name="seed_cnn")
-
-
-def calibrate_batchnorm(model: keras.Model, images) -> None:
-    """For ``--weights none`` only: set every batch-norm layer's statistics from data.
-
-    A randomly initialised MobileNetV2 with inference-mode batch norm (mean 0, variance 1) shrinks
-    activations to ~1e-12 by the last block, so nothing could be learned on top of it. One
-    training-mode pass with momentum 0 stores each layer's batch statistics instead.
-    """
-    norms = [layer for layer in backbone_of(model).layers if isinstance(layer, layers.BatchNormalization)]
-    saved = [(layer.momentum, layer.trainable) for layer in norms]
-    for layer in norms:
-        layer.momentum, layer.trainable = 0.0, True
-    backbone_of(model)(model.get_layer("to_unit_range")(images), training=True)
-    for layer, (momentum, trainable) in zip(norms, saved):
-        layer.momentum, layer.trainable = momentum, trainable
-

