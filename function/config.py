@@ -20,6 +20,11 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return min(max(value, low), high)
 
 
+def warm_base_mb() -> int:
+    """The warm serving processes' memory the decode budget leaves room for (see budget.BASE_MB)."""
+    return _int("WARM_BASE_MB", budget.BASE_MB, 0, 32768)
+
+
 @dataclass(frozen=True)
 class Settings:
     model_uri: str
@@ -47,7 +52,7 @@ class Settings:
             max_upload_bytes=_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, GEN2_MAX_REQUEST_BYTES),
             memory_mb=memory_mb,
             threads=threads,
-            decode_budget_bytes=budget.decode_budget_bytes(memory_mb),
+            decode_budget_bytes=budget.decode_budget_bytes(memory_mb, warm_base_mb()),
             decode_cpu_seconds=_int("DECODE_CPU_SECONDS", 3, 1, 600),
             max_jpeg_scans=_int("MAX_JPEG_SCANS", 100, 1, 100_000),
             busy_wait_s=_int("BUSY_WAIT_SECONDS", 5, 0, 600),
