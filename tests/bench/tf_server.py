@@ -29,7 +29,8 @@ def predict():
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], imaging.decode(request.get_data(), SPEC))
     interpreter.invoke()
-    scores = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    scores_out = next(o for o in interpreter.get_output_details() if list(o["shape"]) == [1, len(MANIFEST["labels"])])  # not the map
+    scores = interpreter.get_tensor(scores_out["index"])[0]
     return jsonify({label: float(s) for label, s in zip(MANIFEST["labels"], scores)})
 
 
