@@ -19,6 +19,11 @@ from imaging import InputSpec
 
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
+# The model's signatures: every request runs SCORES_SIGNATURE ([1, L] scores); a model with an
+# explanation map has a second signature, EXPLAIN_SIGNATURE (scores and the [1, R, C, L] map), that
+# only ``?explain=1`` runs - so requests without it never pay for the map. Both share the weights.
+SCORES_SIGNATURE = "scores"
+EXPLAIN_SIGNATURE = "explain"
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Manifest:
     labels: tuple[str, ...]
     thresholds: np.ndarray
     input: InputSpec
-    explanations: tuple[int, int] | None = None  # (rows, cols) of the optional map output, see explain.py
+    explanations: tuple[int, int] | None = None  # (rows, cols) of the EXPLAIN_SIGNATURE's map, see explain.py
 
     @classmethod
     def from_dict(cls, data: dict) -> "Manifest":

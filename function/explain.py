@@ -1,10 +1,12 @@
 """Per-genre heatmaps from the model's own explanation output (``?explain=1``).
 
-Contract (see README "Explanations"): a model may have, next to its scores [1, L], a second
-float32 output [1, R, C, L]: per-location class evidence (logits) over a coarse R x C grid of the
-input, e.g. a class activation map. Outputs are told apart by shape, not order. The manifest may
-record the grid as ``"explanations": {"rows": R, "cols": C, "method": "cam"}``; when present it
-must match the tensor. A model without the output serves as before; asking it to explain is a 400.
+Contract (see README "Explanations"): a model may have, next to its scoring signature, a second
+signature ``artifact.EXPLAIN_SIGNATURE`` whose outputs are the scores [1, L] and a float32 map
+[1, R, C, L]: per-location class evidence (logits) over a coarse R x C grid of the input, e.g. a
+class activation map. Only requests that ask for explanations run it. Outputs are told apart by
+shape, not name or order. The manifest may record the grid as
+``"explanations": {"rows": R, "cols": C, "method": "cam"}``; when present it must match the tensor.
+A model without the signature serves as before; asking it to explain is a 400.
 """
 
 from __future__ import annotations
@@ -44,29 +46,25 @@ def requested(args: Mapping[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class Outputs:
-    """Tensor indices of the scores and (when the model has one) the explanation map."""
+    """A signature's output names: the scores and (in the explain signature) the map and its grid."""
 
-    scores: int
-    explanations: int | None = None
+    scores: str
+    explanations: str | None = None
     grid: tuple[int, int] | None = None
 
 
-def find_outputs(details: Sequence[dict], n_labels: int, manifest_grid: tuple[int, int] | None) -> Outputs:
-    """Pick the outputs by shape: [1, L] scores, [1, R, C, L] explanations; ValueError otherwise."""
-    shapes = [[int(d) for d in detail["shape"]] for detail in details]
-    scores = [d["index"] for d, shape in zip(details, shapes) if shape == [1, n_labels]]
-    maps = [(d["index"], shape) for d, shape in zip(details, shapes) if len(shape) == 4 and shape[0] == 1 and shape[3] == n_labels]
-    if len(scores) != 1 or len(maps) > 1 or len(details) != 1 + len(maps):
-        raise ValueError(f"expected outputs [1, {n_labels}] and optionally [1, R, C, {n_labels}], got {shapes}")
+def find_outputs(details: Mapping[str, dict], n_labels: int, with_map: bool) -> Outputs:
+    """Pick a signature's outputs by shape: [1, L] scores and, ``with_map``, the [1, R, C, L] map
+    (and nothing else); ValueError otherwise."""
+    shapes = {name: [int(d) for d in detail["shape"]] for name, detail in details.items()}
+    scores = [name for name, shape in shapes.items() if shape == [1, n_labels]]
+    maps = [name for name, shape in shapes.items() if len(shape) == 4 and shape[0] == 1 and shape[3] == n_labels]
+    if len(scores) != 1 or len(maps) != int(with_map) or len(shapes) != 1 + len(maps):
+        expected = f"[1, {n_labels}]" + (f" and [1, R, C, {n_labels}]" if with_map else "")
+        raise ValueError(f"expected outputs {expected}, got {sorted(shapes.values())}")
     if not maps:
-        if manifest_grid is not None:
-            raise ValueError("the manifest records explanations but the model has no explanation output")
         return Outputs(scores[0])
-    index, shape = maps[0]
-    grid = (shape[1], shape[2])
-    if manifest_grid is not None and manifest_grid != grid:
-        raise ValueError(f"the manifest's explanation grid {manifest_grid} does not match the model's {grid}")
-    return Outputs(scores[0], index, grid)
+    return Outputs(scores[0], maps[0], (shapes[maps[0]][1], shapes[maps[0]][2]))
 
 
 def heatmaps(maps: np.ndarray, labels: Sequence[str], genres: Sequence[str]) -> dict:

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - exercised in the tflite-runtime enviro
     from tflite_runtime.interpreter import Interpreter
 
 import explain
-from artifact import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
+from artifact import EXPLAIN_SIGNATURE, MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
 from errors import ModelUnavailable
 
 @dataclass(frozen=True)
@@ -31,9 +31,32 @@ class Prediction:
     explanations: dict | None = None  # only when asked for, see explain.heatmaps
 
 
+@dataclass(frozen=True)
+class Signature:
+    """A model signature the predictor runs: its key, its image input's name, its outputs."""
+
+    key: str
+    image: str
+    outputs: explain.Outputs
+
+
+def _signature(runner, key: str, manifest: Manifest, with_map: bool) -> Signature:
+    """Check a signature against the manifest (input shape, outputs by shape, grid); ValueError if not."""
+    spec = manifest.input
+    inputs = runner.get_input_details()
+    if len(inputs) != 1 or [int(d) for d in next(iter(inputs.values()))["shape"]] != [1, spec.height, spec.width, 3]:
+        raise ValueError(f"signature {key!r}: expected one input [1, {spec.height}, {spec.width}, 3]")
+    outputs = explain.find_outputs(runner.get_output_details(), len(manifest.labels), with_map)
+    if with_map and manifest.explanations is not None and manifest.explanations != outputs.grid:
+        raise ValueError(f"the manifest's explanation grid {manifest.explanations} does not match the model's {outputs.grid}")
+    return Signature(key, next(iter(inputs)), outputs)
+
+
 class Predictor:
-    """Runs the model. LiteRT interpreters are not thread-safe, so each call borrows one from a
-    small pool (one per concurrent request, at most ``pool_size``) and gives it back."""
+    """Runs the model. LiteRT interpreters are not thread-safe, so each call borrows one (with its
+    signature runners) from a small pool (one per concurrent request, at most ``pool_size``) and
+    gives it back. Plain requests run the scoring signature; ``explain`` requests the explain
+    signature, whose tensors are allocated the first time an interpreter runs it."""
 
     def __init__(self, manifest: Manifest, model_bytes: bytes, pool_size: int = 2, num_threads: int = 1) -> None:
         verify(manifest, model_bytes)
@@ -42,45 +65,60 @@ class Predictor:
         self._num_threads = num_threads
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.Semaphore(max(1, pool_size))
-        self._pool.put(self._new_interpreter())  # fail now, at load time, if the model is unusable
+        runners = self._new_runners()  # fail now, at load time, if the model is unusable
+        try:
+            self.scoring, self.explaining = self._signatures(runners)
+            self._warm(runners)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailable("model_invalid", f"The model does not match its manifest: {exc}.") from exc
+        self._pool.put(runners)
 
-    def _new_interpreter(self) -> Interpreter:
+    def _new_runners(self) -> dict:
+        """A new interpreter's signature runners, by key."""
         try:
             interpreter = Interpreter(model_content=self._model, num_threads=self._num_threads)
-            interpreter.allocate_tensors()
+            return {key: interpreter.get_signature_runner(key) for key in interpreter.get_signature_list()}
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailable("model_invalid", "The model file could not be loaded by the interpreter.") from exc
+
+    def _signatures(self, runners: dict) -> tuple[Signature, Signature | None]:
+        """(scoring, explain or None): the explain signature by its name, the scoring one is the other."""
+        scoring = [key for key in runners if key != EXPLAIN_SIGNATURE]
+        if len(scoring) != 1:
+            raise ValueError(f"expected one scoring signature (and optionally {EXPLAIN_SIGNATURE!r}), got {sorted(runners)}")
+        explaining = None
+        if EXPLAIN_SIGNATURE in runners:
+            explaining = _signature(runners[EXPLAIN_SIGNATURE], EXPLAIN_SIGNATURE, self.manifest, True)
+        elif self.manifest.explanations is not None:
+            raise ValueError("the manifest records explanations but the model has no explain signature")
+        return _signature(runners[scoring[0]], scoring[0], self.manifest, False), explaining
+
+    def _warm(self, runners: dict) -> None:
+        """Run the scoring signature once: allocates its tensors, and a model that cannot run fails here."""
         spec = self.manifest.input
-        (inp,), outs = interpreter.get_input_details(), interpreter.get_output_details()
-        try:
-            self.outputs = explain.find_outputs(outs, len(self.manifest.labels), self.manifest.explanations)
-        except ValueError as exc:
-            raise ModelUnavailable("model_invalid", f"Model outputs do not match the manifest: {exc}.") from exc
-        if list(inp["shape"]) != [1, spec.height, spec.width, 3]:
-            raise ModelUnavailable("model_invalid", f"Model input {inp['shape']} does not match the manifest.")
-        return interpreter
+        runners[self.scoring.key](**{self.scoring.image: np.zeros((1, spec.height, spec.width, 3), np.float32)})
 
     def scores(self, pixels: np.ndarray) -> np.ndarray:
         """[1, H, W, 3] float32 0-255 -> per-label sigmoid scores."""
         return self._invoke(pixels, False)[0]
 
     def _invoke(self, pixels: np.ndarray, explain_too: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores, and the [R, C, L] explanation map only when asked (no copy otherwise)."""
+        """Scores, and the [R, C, L] explanation map when asked (then from the explain signature)."""
+        signature = self.explaining if explain_too else self.scoring
         with self._slots:
             try:
-                interpreter = self._pool.get_nowait()
+                runners = self._pool.get_nowait()
             except queue.Empty:
-                interpreter = self._new_interpreter()
+                runners = self._new_runners()
             try:
-                interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
-                interpreter.invoke()
-                scores = interpreter.get_tensor(self.outputs.scores)[0].copy()
-                return scores, interpreter.get_tensor(self.outputs.explanations)[0].copy() if explain_too else None
+                out = runners[signature.key](**{signature.image: pixels})
             finally:
-                self._pool.put(interpreter)
+                self._pool.put(runners)
+        maps = out[signature.outputs.explanations][0] if explain_too else None
+        return out[signature.outputs.scores][0], maps
 
     def predict(self, pixels: np.ndarray, explain_too: bool = False) -> Prediction:
-        if explain_too and self.outputs.explanations is None:
+        if explain_too and self.explaining is None:
             raise explain.Unavailable()
         scores, maps = self._invoke(pixels, explain_too)
         order = np.argsort(-scores, kind="stable")

@@ -30,21 +30,35 @@ class ParityError(RuntimeError):
 def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = False) -> bytes:
     """Convert with weights stored as float16 (Optimize.DEFAULT + float16 target type).
 
-    ``explanations``: also export the explanation map (train/explain.py); record it in the
-    manifest with ``explain.manifest_entry(model)``.
+    The file has the signature ``artifact.SCORES_SIGNATURE`` (image -> scores) and, with
+    ``explanations``, ``artifact.EXPLAIN_SIGNATURE`` (image -> scores and the explanation map of
+    train/explain.py; record it in the manifest with ``explain.manifest_entry(model)``). The two
+    share one copy of the weights; only requests that ask for the map pay for computing it.
     """
+    endpoints = {artifact.SCORES_SIGNATURE: model}
     if explanations:
         from train import explain
 
-        model = explain.with_explanations(model)
+        endpoints[artifact.EXPLAIN_SIGNATURE] = explain.with_explanations(model)
+    image = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
     # Through a SavedModel: converting a Keras 3 model's concrete function directly loses its
     # variables (the .tflite comes out weightless and answers NaN - the parity check caught it).
+    # No endpoint may be called "serve": the converter then keeps only that one.
     with tempfile.TemporaryDirectory() as saved, quiet.native_stderr():
-        model.export(saved, format="tf_saved_model", input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="image")], verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        archive = keras.export.ExportArchive()
+        for name, net in endpoints.items():
+            archive.track(net)
+            archive.add_endpoint(name, _inference(net), input_signature=[image])
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(endpoints))
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
         return converter.convert()
+
+
+def _inference(net: keras.Model):
+    """``net`` in inference mode, as a one-argument function (what an export endpoint traces)."""
+    return lambda image: net(image, training=False)
 
 
 def write_artifact(out: Path, tflite: bytes, manifest: dict) -> dict:

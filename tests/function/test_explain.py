@@ -144,11 +144,28 @@ def test_manifest_claiming_explanations_for_a_model_without_them(plain_model_dir
     assert err.value.code == "model_invalid"
 
 
-def test_outputs_found_by_shape_not_order():
-    scores, maps = {"index": 7, "shape": np.array([1, 3])}, {"index": 4, "shape": np.array([1, 6, 4, 3])}
-    for details in ([scores, maps], [maps, scores]):
-        assert explain.find_outputs(details, 3, (6, 4)) == explain.Outputs(7, 4, (6, 4))
-    assert explain.find_outputs([scores], 3, None) == explain.Outputs(7)
-    for bad in ([maps], [scores, scores], [scores, {"index": 1, "shape": np.array([1, 6, 4, 5])}]):
+def test_outputs_found_by_shape_not_name_or_order():
+    scores, maps = {"shape": np.array([1, 3])}, {"shape": np.array([1, 6, 4, 3])}
+    for details in ({"a": scores, "b": maps}, {"b": maps, "a": scores}):
+        assert explain.find_outputs(details, 3, True) == explain.Outputs("a", "b", (6, 4))
+    assert explain.find_outputs({"x": scores}, 3, False) == explain.Outputs("x")
+    wrong = {"b": {"shape": np.array([1, 6, 4, 5])}}
+    for bad, with_map in [({"b": maps}, True), ({"a": scores, "c": scores}, False), ({"a": scores, **wrong}, False),
+                          ({"a": scores}, True), ({"a": scores, "b": maps}, False), ({"a": scores, **wrong}, True)]:
         with pytest.raises(ValueError):
-            explain.find_outputs(bad, 3, None)
+            explain.find_outputs(bad, 3, with_map)
+
+
+def test_plain_requests_run_the_scoring_signature_only(model_dir):
+    """The map is computed only when asked for: plain requests run a signature that has no map
+    output at all; the explain signature gives the same scores plus the map."""
+    predictor = model.load(str(model_dir), pool_size=1)
+    runners = predictor._pool.get_nowait()
+    predictor._pool.put(runners)
+    assert len(runners[predictor.scoring.key].get_output_details()) == 1
+    assert len(runners[predictor.explaining.key].get_output_details()) == 2
+    pixels = np.zeros((1, 48, 32, 3), np.float32)
+    pixels[:, :16, :, 2] = 255  # blue block at the top
+    plain, explained = predictor.predict(pixels), predictor.predict(pixels, explain_too=True)
+    assert plain.scores == explained.scores and plain.genres == explained.genres
+    assert explained.explanations is not None and plain.explanations is None
