@@ -1,17 +1,17 @@
 """Per-genre heatmaps from the model's own explanation output (``?explain=1``).
 
 Contract (see README "Explanations"): a model may have, next to its scoring signature, a second
-signature ``artifact.EXPLAIN_SIGNATURE`` whose outputs are the scores [1, L] and a float32 map
-[1, R, C, L]: per-location class evidence (logits) over a coarse R x C grid of the input, e.g. a
-class activation map. Only requests that ask for explanations run it. Outputs are told apart by
-shape, not name or order. The manifest may record the grid as
-``"explanations": {"rows": R, "cols": C, "method": "cam"}``; when present it must match the tensor.
-A model without the signature serves as before; asking it to explain is a 400.
+signature ``artifact.EXPLAIN_SIGNATURE`` that takes some of the scoring signature's other outputs
+(by name: e.g. the backbones' feature maps) and returns one float32 map [1, R, C, L]: per-location
+class evidence (logits) over a coarse R x C grid of the input, e.g. a class activation map. Only
+requests that ask for explanations run it. The scores [1, L] and the map are found by shape. The
+manifest may record the grid as ``"explanations": {"rows": R, "cols": C, "method": "cam"}``; when
+present it must match the tensor. A model without the signature serves as before; asking it to
+explain is a 400.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -44,27 +44,27 @@ def requested(args: Mapping[str, str]) -> bool:
     raise CodedError("invalid_explain", "The explain parameter must be 1/true/yes or 0/false/no.", 400)
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """A signature's output names: the scores and (in the explain signature) the map and its grid."""
-
-    scores: str
-    explanations: str | None = None
-    grid: tuple[int, int] | None = None
+def _shapes(details: Mapping[str, dict]) -> dict[str, list[int]]:
+    return {name: [int(d) for d in detail["shape"]] for name, detail in details.items()}
 
 
-def find_outputs(details: Mapping[str, dict], n_labels: int, with_map: bool) -> Outputs:
-    """Pick a signature's outputs by shape: [1, L] scores and, ``with_map``, the [1, R, C, L] map
-    (and nothing else); ValueError otherwise."""
-    shapes = {name: [int(d) for d in detail["shape"]] for name, detail in details.items()}
+def find_scores(details: Mapping[str, dict], n_labels: int) -> str:
+    """The name of the one [1, L] output of the scoring signature (other outputs may feed the
+    explainer); ValueError otherwise."""
+    shapes = _shapes(details)
     scores = [name for name, shape in shapes.items() if shape == [1, n_labels]]
-    maps = [name for name, shape in shapes.items() if len(shape) == 4 and shape[0] == 1 and shape[3] == n_labels]
-    if len(scores) != 1 or len(maps) != int(with_map) or len(shapes) != 1 + len(maps):
-        expected = f"[1, {n_labels}]" + (f" and [1, R, C, {n_labels}]" if with_map else "")
-        raise ValueError(f"expected outputs {expected}, got {sorted(shapes.values())}")
-    if not maps:
-        return Outputs(scores[0])
-    return Outputs(scores[0], maps[0], (shapes[maps[0]][1], shapes[maps[0]][2]))
+    if len(scores) != 1:
+        raise ValueError(f"expected one scores output [1, {n_labels}], got {sorted(shapes.values())}")
+    return scores[0]
+
+
+def find_map(details: Mapping[str, dict], n_labels: int) -> tuple[str, tuple[int, int]]:
+    """(name, (rows, cols)) of the explain signature's only output, a [1, R, C, L] map; ValueError otherwise."""
+    shapes = _shapes(details)
+    if len(shapes) != 1 or any(len(s) != 4 or s[0] != 1 or s[3] != n_labels or min(s) < 1 for s in shapes.values()):
+        raise ValueError(f"expected one explanation output [1, R, C, {n_labels}], got {sorted(shapes.values())}")
+    ((name, shape),) = shapes.items()
+    return name, (shape[1], shape[2])
 
 
 def heatmaps(maps: np.ndarray, labels: Sequence[str], genres: Sequence[str]) -> dict:

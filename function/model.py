@@ -33,30 +33,41 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Signature:
-    """A model signature the predictor runs: its key, its image input's name, its outputs."""
+    """A model signature the predictor runs: its key, its input names, the output it is run for
+    (the scores, or the explanation map) and, for the map, its grid."""
 
     key: str
-    image: str
-    outputs: explain.Outputs
+    inputs: tuple[str, ...]
+    output: str
+    grid: tuple[int, int] | None = None
 
 
-def _signature(runner, key: str, manifest: Manifest, with_map: bool) -> Signature:
-    """Check a signature against the manifest (input shape, outputs by shape, grid); ValueError if not."""
+def _scoring(key: str, runner, manifest: Manifest) -> Signature:
+    """The scoring signature: one image input as the manifest says, one [1, L] scores output."""
     spec = manifest.input
     inputs = runner.get_input_details()
     if len(inputs) != 1 or [int(d) for d in next(iter(inputs.values()))["shape"]] != [1, spec.height, spec.width, 3]:
         raise ValueError(f"signature {key!r}: expected one input [1, {spec.height}, {spec.width}, 3]")
-    outputs = explain.find_outputs(runner.get_output_details(), len(manifest.labels), with_map)
-    if with_map and manifest.explanations is not None and manifest.explanations != outputs.grid:
-        raise ValueError(f"the manifest's explanation grid {manifest.explanations} does not match the model's {outputs.grid}")
-    return Signature(key, next(iter(inputs)), outputs)
+    return Signature(key, tuple(inputs), explain.find_scores(runner.get_output_details(), len(manifest.labels)))
+
+
+def _explaining(runner, scoring_runner, manifest: Manifest) -> Signature:
+    """The explain signature: its inputs are scoring outputs of the same name and shape; one map output."""
+    given = {name: list(detail["shape"]) for name, detail in scoring_runner.get_output_details().items()}
+    inputs = runner.get_input_details()
+    if not inputs or any(given.get(name) != list(detail["shape"]) for name, detail in inputs.items()):
+        raise ValueError(f"the explain signature's inputs {sorted(inputs)} are not outputs of the scoring signature {sorted(given)}")
+    output, grid = explain.find_map(runner.get_output_details(), len(manifest.labels))
+    if manifest.explanations is not None and manifest.explanations != grid:
+        raise ValueError(f"the manifest's explanation grid {manifest.explanations} does not match the model's {grid}")
+    return Signature(EXPLAIN_SIGNATURE, tuple(inputs), output, grid)
 
 
 class Predictor:
     """Runs the model. LiteRT interpreters are not thread-safe, so each call borrows one (with its
     signature runners) from a small pool (one per concurrent request, at most ``pool_size``) and
-    gives it back. Plain requests run the scoring signature; ``explain`` requests the explain
-    signature, whose tensors are allocated the first time an interpreter runs it."""
+    gives it back. Every request runs the scoring signature; ``explain`` requests then hand its
+    feature outputs to the explain signature, whose tensors are allocated the first time."""
 
     def __init__(self, manifest: Manifest, model_bytes: bytes, pool_size: int = 2, num_threads: int = 1) -> None:
         verify(manifest, model_bytes)
@@ -68,7 +79,8 @@ class Predictor:
         runners = self._new_runners()  # fail now, at load time, if the model is unusable
         try:
             self.scoring, self.explaining = self._signatures(runners)
-            self._warm(runners)
+            spec = manifest.input  # one run allocates the scoring tensors and proves the model runs
+            runners[self.scoring.key](**{self.scoring.inputs[0]: np.zeros((1, spec.height, spec.width, 3), np.float32)})
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailable("model_invalid", f"The model does not match its manifest: {exc}.") from exc
         self._pool.put(runners)
@@ -83,39 +95,37 @@ class Predictor:
 
     def _signatures(self, runners: dict) -> tuple[Signature, Signature | None]:
         """(scoring, explain or None): the explain signature by its name, the scoring one is the other."""
-        scoring = [key for key in runners if key != EXPLAIN_SIGNATURE]
-        if len(scoring) != 1:
+        keys = [key for key in runners if key != EXPLAIN_SIGNATURE]
+        if len(keys) != 1:
             raise ValueError(f"expected one scoring signature (and optionally {EXPLAIN_SIGNATURE!r}), got {sorted(runners)}")
-        explaining = None
+        scoring = _scoring(keys[0], runners[keys[0]], self.manifest)
         if EXPLAIN_SIGNATURE in runners:
-            explaining = _signature(runners[EXPLAIN_SIGNATURE], EXPLAIN_SIGNATURE, self.manifest, True)
-        elif self.manifest.explanations is not None:
+            return scoring, _explaining(runners[EXPLAIN_SIGNATURE], runners[keys[0]], self.manifest)
+        if self.manifest.explanations is not None:
             raise ValueError("the manifest records explanations but the model has no explain signature")
-        return _signature(runners[scoring[0]], scoring[0], self.manifest, False), explaining
-
-    def _warm(self, runners: dict) -> None:
-        """Run the scoring signature once: allocates its tensors, and a model that cannot run fails here."""
-        spec = self.manifest.input
-        runners[self.scoring.key](**{self.scoring.image: np.zeros((1, spec.height, spec.width, 3), np.float32)})
+        return scoring, None
 
     def scores(self, pixels: np.ndarray) -> np.ndarray:
         """[1, H, W, 3] float32 0-255 -> per-label sigmoid scores."""
         return self._invoke(pixels, False)[0]
 
     def _invoke(self, pixels: np.ndarray, explain_too: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores, and the [R, C, L] explanation map when asked (then from the explain signature)."""
-        signature = self.explaining if explain_too else self.scoring
+        """Scores, and the [R, C, L] explanation map when asked (the explain signature run on the
+        scoring signature's feature outputs: the backbones run once)."""
         with self._slots:
             try:
                 runners = self._pool.get_nowait()
             except queue.Empty:
                 runners = self._new_runners()
             try:
-                out = runners[signature.key](**{signature.image: pixels})
+                out = runners[self.scoring.key](**{self.scoring.inputs[0]: pixels})
+                maps = None
+                if explain_too:
+                    explained = runners[self.explaining.key](**{name: out[name] for name in self.explaining.inputs})
+                    maps = explained[self.explaining.output][0]
             finally:
                 self._pool.put(runners)
-        maps = out[signature.outputs.explanations][0] if explain_too else None
-        return out[signature.outputs.scores][0], maps
+        return out[self.scoring.output][0], maps
 
     def predict(self, pixels: np.ndarray, explain_too: bool = False) -> Prediction:
         if explain_too and self.explaining is None:

@@ -30,25 +30,28 @@ class ParityError(RuntimeError):
 def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = False) -> bytes:
     """Convert with weights stored as float16 (Optimize.DEFAULT + float16 target type).
 
-    The file has the signature ``artifact.SCORES_SIGNATURE`` (image -> scores) and, with
-    ``explanations``, ``artifact.EXPLAIN_SIGNATURE`` (image -> scores and the explanation map of
-    train/explain.py; record it in the manifest with ``explain.manifest_entry(model)``). The two
-    share one copy of the weights; only requests that ask for the map pay for computing it.
+    The file's signature ``artifact.SCORES_SIGNATURE`` maps the image to the scores. With
+    ``explanations`` it also returns the members' feature maps, and a second signature,
+    ``artifact.EXPLAIN_SIGNATURE``, maps those to the explanation map (train/explain.py; record it
+    in the manifest with ``explain.manifest_entry(model)``): only requests that ask for the map
+    run the heads per location, and the backbones run once either way.
     """
-    endpoints = {artifact.SCORES_SIGNATURE: model}
+    image = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
+    endpoints = {artifact.SCORES_SIGNATURE: (model, [image])}
     if explanations:
         from train import explain
 
-        endpoints[artifact.EXPLAIN_SIGNATURE] = explain.with_explanations(model)
-    image = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
+        scoring, explaining = explain.signatures(model)
+        features = [tf.TensorSpec([1, *x.shape[1:]], tf.float32, name=name) for name, x in explaining.input.items()]
+        endpoints = {artifact.SCORES_SIGNATURE: (scoring, [image]), artifact.EXPLAIN_SIGNATURE: (explaining, features)}
     # Through a SavedModel: converting a Keras 3 model's concrete function directly loses its
     # variables (the .tflite comes out weightless and answers NaN - the parity check caught it).
     # No endpoint may be called "serve": the converter then keeps only that one.
     with tempfile.TemporaryDirectory() as saved, quiet.native_stderr():
         archive = keras.export.ExportArchive()
-        for name, net in endpoints.items():
+        for name, (net, specs) in endpoints.items():
             archive.track(net)
-            archive.add_endpoint(name, _inference(net), input_signature=[image])
+            archive.add_endpoint(name, _inference(net, [spec.name for spec in specs]), input_signature=specs)
         archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(endpoints))
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -56,8 +59,11 @@ def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = 
         return converter.convert()
 
 
-def _inference(net: keras.Model):
-    """``net`` in inference mode, as a one-argument function (what an export endpoint traces)."""
+def _inference(net: keras.Model, names: list[str]):
+    """``net`` in inference mode as a function of its inputs, positionally (what an export
+    endpoint traces); a net with named inputs gets them as a dict."""
+    if isinstance(net.input, dict):
+        return lambda *tensors: net(dict(zip(names, tensors)), training=False)
     return lambda image: net(image, training=False)
 
 

@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "function"))
 import imaging  # noqa: E402
+from artifact import SCORES_SIGNATURE  # noqa: E402
 
 MODEL_DIR = Path(sys.argv[1])
 MANIFEST = json.loads((MODEL_DIR / "manifest.json").read_text())
@@ -25,12 +26,10 @@ app = Flask(__name__)
 
 @app.post("/")
 def predict():
-    interpreter = tf.lite.Interpreter(model_path=str(MODEL_DIR / "model.tflite"))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], imaging.decode(request.get_data(), SPEC))
-    interpreter.invoke()
-    scores_out = next(o for o in interpreter.get_output_details() if list(o["shape"]) == [1, len(MANIFEST["labels"])])  # not the map
-    scores = interpreter.get_tensor(scores_out["index"])[0]
+    runner = tf.lite.Interpreter(model_path=str(MODEL_DIR / "model.tflite")).get_signature_runner(SCORES_SIGNATURE)
+    (image,) = runner.get_input_details()
+    (scores,) = runner(**{image: imaging.decode(request.get_data(), SPEC)}).values()
+    scores = scores[0]
     return jsonify({label: float(s) for label, s in zip(MANIFEST["labels"], scores)})
 
 

@@ -145,25 +145,27 @@ def test_manifest_claiming_explanations_for_a_model_without_them(plain_model_dir
 
 
 def test_outputs_found_by_shape_not_name_or_order():
-    scores, maps = {"shape": np.array([1, 3])}, {"shape": np.array([1, 6, 4, 3])}
-    for details in ({"a": scores, "b": maps}, {"b": maps, "a": scores}):
-        assert explain.find_outputs(details, 3, True) == explain.Outputs("a", "b", (6, 4))
-    assert explain.find_outputs({"x": scores}, 3, False) == explain.Outputs("x")
-    wrong = {"b": {"shape": np.array([1, 6, 4, 5])}}
-    for bad, with_map in [({"b": maps}, True), ({"a": scores, "c": scores}, False), ({"a": scores, **wrong}, False),
-                          ({"a": scores}, True), ({"a": scores, "b": maps}, False), ({"a": scores, **wrong}, True)]:
+    scores, maps, feats = {"shape": np.array([1, 3])}, {"shape": np.array([1, 6, 4, 3])}, {"shape": np.array([1, 6, 4, 8])}
+    for details in ({"a": scores, "f": feats}, {"f": feats, "a": scores}, {"a": scores}):
+        assert explain.find_scores(details, 3) == "a"
+    for bad in ({"f": feats}, {"a": scores, "c": scores}, {"b": {"shape": np.array([1, 5])}}):
         with pytest.raises(ValueError):
-            explain.find_outputs(bad, 3, with_map)
+            explain.find_scores(bad, 3)
+    assert explain.find_map({"m": maps}, 3) == ("m", (6, 4))
+    for bad in ({"m": maps, "a": scores}, {"f": feats}, {"a": scores}, {}):
+        with pytest.raises(ValueError):
+            explain.find_map(bad, 3)
 
 
-def test_plain_requests_run_the_scoring_signature_only(model_dir):
-    """The map is computed only when asked for: plain requests run a signature that has no map
-    output at all; the explain signature gives the same scores plus the map."""
+def test_plain_requests_never_run_the_explainer(model_dir):
+    """The map is computed only when asked for: the scoring signature has no map output, the
+    explain signature takes the scoring signature's feature outputs (the backbone runs once) and
+    returns only the map; scores are the same either way."""
     predictor = model.load(str(model_dir), pool_size=1)
     runners = predictor._pool.get_nowait()
     predictor._pool.put(runners)
-    assert len(runners[predictor.scoring.key].get_output_details()) == 1
-    assert len(runners[predictor.explaining.key].get_output_details()) == 2
+    scoring_outputs = runners[predictor.scoring.key].get_output_details()
+    assert set(scoring_outputs) == {predictor.scoring.output, *predictor.explaining.inputs}  # scores and features, no map
     pixels = np.zeros((1, 48, 32, 3), np.float32)
     pixels[:, :16, :, 2] = 255  # blue block at the top
     plain, explained = predictor.predict(pixels), predictor.predict(pixels, explain_too=True)
