@@ -98,8 +98,8 @@ def memory_per_format(python: str, function_dir: Path, memory_mb: int = 512, thr
     try:
         typical = poster_jpeg(300, 450)
         server.first_200(typical)
-        with ThreadPoolExecutor(threads) as pool:  # every interpreter of the pool created
-            list(pool.map(lambda _: latencies(server.url, typical, 10), range(threads)))
+        with ThreadPoolExecutor(threads) as pool:  # every interpreter of the pool created, both signatures allocated
+            list(pool.map(lambda _: latencies(server.url, typical, 10) + latencies(server.url + "?explain=1", typical, 10), range(threads)))
         base = server.rss_bytes()
         for worst in [*worst_inputs(memory_mb), just_over(memory_mb), *issue_inputs()]:
             data = worst.encode()
