@@ -116,8 +116,8 @@ def markdown(report: dict) -> str:
         f"## Cross-validation ({data['folds']} folds, every poster scored by heads that never saw it)",
         "",
         "Mean ± sd over folds; decisions (F1) use thresholds calibrated on the other folds' out-of-fold scores. "
-        "The epoch count per backbone is the one value chosen on these same scores (a small optimism); the head settings were "
-        "fixed before this run. Pooled: all out-of-fold scores together. Baselines score each fold with the other folds' genre frequencies.",
+        "The epoch count per backbone is the one value chosen on these same scores (a small optimism); the head settings are "
+        "given (compare others with --cv-only). Pooled: all out-of-fold scores together. Baselines score each fold with the other folds' genre frequencies.",
         "",
     ]
     rows = []

@@ -28,8 +28,8 @@ app = Flask(__name__)
 def predict():
     runner = tf.lite.Interpreter(model_path=str(MODEL_DIR / "model.tflite")).get_signature_runner(SCORES_SIGNATURE)
     (image,) = runner.get_input_details()
-    (scores,) = runner(**{image: imaging.decode(request.get_data(), SPEC)}).values()
-    scores = scores[0]
+    outputs = runner(**{image: imaging.decode(request.get_data(), SPEC)})
+    scores = next(v for v in outputs.values() if v.shape == (1, len(MANIFEST["labels"])))[0]  # not the feature maps
     return jsonify({label: float(s) for label, s in zip(MANIFEST["labels"], scores)})
 
 
