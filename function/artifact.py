@@ -19,9 +19,10 @@ from imaging import InputSpec
 
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
-# The model's signatures: every request runs SCORES_SIGNATURE ([1, L] scores); a model with an
-# explanation map has a second signature, EXPLAIN_SIGNATURE (scores and the [1, R, C, L] map), that
-# only ``?explain=1`` runs - so requests without it never pay for the map. Both share the weights.
+# The model's signatures (see explain.py): every request runs the scoring one, which training
+# names SCORES_SIGNATURE (image -> [1, L] scores, plus the backbones' feature maps when the model
+# explains); only ``?explain=1`` also runs EXPLAIN_SIGNATURE (those feature maps -> [1, R, C, L]
+# map). Both share one copy of the weights.
 SCORES_SIGNATURE = "scores"
 EXPLAIN_SIGNATURE = "explain"
 

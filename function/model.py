@@ -33,13 +33,12 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Signature:
-    """A model signature the predictor runs: its key, its input names, the output it is run for
-    (the scores, or the explanation map) and, for the map, its grid."""
+    """A model signature the predictor runs: its key, its input names, and the output it is run
+    for (the scores, or the explanation map)."""
 
     key: str
     inputs: tuple[str, ...]
     output: str
-    grid: tuple[int, int] | None = None
 
 
 def _scoring(key: str, runner, manifest: Manifest) -> Signature:
@@ -51,23 +50,36 @@ def _scoring(key: str, runner, manifest: Manifest) -> Signature:
     return Signature(key, tuple(inputs), explain.find_scores(runner.get_output_details(), len(manifest.labels)))
 
 
-def _explaining(runner, scoring_runner, manifest: Manifest) -> Signature:
-    """The explain signature: its inputs are scoring outputs of the same name and shape; one map output."""
-    given = {name: list(detail["shape"]) for name, detail in scoring_runner.get_output_details().items()}
-    inputs = runner.get_input_details()
-    if not inputs or any(given.get(name) != list(detail["shape"]) for name, detail in inputs.items()):
-        raise ValueError(f"the explain signature's inputs {sorted(inputs)} are not outputs of the scoring signature {sorted(given)}")
-    output, grid = explain.find_map(runner.get_output_details(), len(manifest.labels))
+def _explaining(runners: dict, scoring: Signature, manifest: Manifest) -> Signature | None:
+    """The explain signature, its inputs scoring outputs of the same name and shape; or, in models
+    exported before it existed, a map that is the scoring signature's only other output; or None."""
+    outputs = runners[scoring.key].get_output_details()
+    if EXPLAIN_SIGNATURE in runners:
+        runner = runners[EXPLAIN_SIGNATURE]
+        inputs = runner.get_input_details()
+        given = {name: [int(d) for d in detail["shape"]] for name, detail in outputs.items() if name != scoring.output}
+        if not inputs or any(given.get(name) != [int(d) for d in detail["shape"]] for name, detail in inputs.items()):
+            raise ValueError(f"the explain signature's inputs {sorted(inputs)} are not feature outputs of the scoring signature {sorted(given)}")
+        name, grid = explain.find_map(runner.get_output_details(), len(manifest.labels))
+        found = Signature(EXPLAIN_SIGNATURE, tuple(inputs), name)
+    elif len(outputs) > 1:  # legacy: the map computed in the scoring graph itself
+        name, grid = explain.find_map({n: d for n, d in outputs.items() if n != scoring.output}, len(manifest.labels))
+        found = Signature(scoring.key, (), name)
+    elif manifest.explanations is not None:
+        raise ValueError("the manifest records explanations but the model has no explain signature")
+    else:
+        return None
     if manifest.explanations is not None and manifest.explanations != grid:
         raise ValueError(f"the manifest's explanation grid {manifest.explanations} does not match the model's {grid}")
-    return Signature(EXPLAIN_SIGNATURE, tuple(inputs), output, grid)
+    return found
 
 
 class Predictor:
     """Runs the model. LiteRT interpreters are not thread-safe, so each call borrows one (with its
     signature runners) from a small pool (one per concurrent request, at most ``pool_size``) and
     gives it back. Every request runs the scoring signature; ``explain`` requests then hand its
-    feature outputs to the explain signature, whose tensors are allocated the first time."""
+    feature outputs to the explain signature. Both run once at load: a model that cannot run
+    fails there, not on a later request."""
 
     def __init__(self, manifest: Manifest, model_bytes: bytes, pool_size: int = 2, num_threads: int = 1) -> None:
         verify(manifest, model_bytes)
@@ -76,14 +88,17 @@ class Predictor:
         self._num_threads = num_threads
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.Semaphore(max(1, pool_size))
-        runners = self._new_runners()  # fail now, at load time, if the model is unusable
+        runners = self._new_runners()
         try:
-            self.scoring, self.explaining = self._signatures(runners)
-            spec = manifest.input  # one run allocates the scoring tensors and proves the model runs
-            runners[self.scoring.key](**{self.scoring.inputs[0]: np.zeros((1, spec.height, spec.width, 3), np.float32)})
+            keys = [key for key in runners if key != EXPLAIN_SIGNATURE]
+            if len(keys) != 1:
+                raise ValueError(f"expected one scoring signature (and optionally {EXPLAIN_SIGNATURE!r}), got {sorted(runners)}")
+            self.scoring = _scoring(keys[0], runners[keys[0]], manifest)
+            self.explaining = _explaining(runners, self.scoring, manifest)
+            self._pool.put(runners)
+            self._invoke(np.zeros((1, manifest.input.height, manifest.input.width, 3), np.float32), self.explaining is not None)
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailable("model_invalid", f"The model does not match its manifest: {exc}.") from exc
-        self._pool.put(runners)
 
     def _new_runners(self) -> dict:
         """A new interpreter's signature runners, by key."""
@@ -93,25 +108,13 @@ class Predictor:
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailable("model_invalid", "The model file could not be loaded by the interpreter.") from exc
 
-    def _signatures(self, runners: dict) -> tuple[Signature, Signature | None]:
-        """(scoring, explain or None): the explain signature by its name, the scoring one is the other."""
-        keys = [key for key in runners if key != EXPLAIN_SIGNATURE]
-        if len(keys) != 1:
-            raise ValueError(f"expected one scoring signature (and optionally {EXPLAIN_SIGNATURE!r}), got {sorted(runners)}")
-        scoring = _scoring(keys[0], runners[keys[0]], self.manifest)
-        if EXPLAIN_SIGNATURE in runners:
-            return scoring, _explaining(runners[EXPLAIN_SIGNATURE], runners[keys[0]], self.manifest)
-        if self.manifest.explanations is not None:
-            raise ValueError("the manifest records explanations but the model has no explain signature")
-        return scoring, None
-
     def scores(self, pixels: np.ndarray) -> np.ndarray:
         """[1, H, W, 3] float32 0-255 -> per-label sigmoid scores."""
         return self._invoke(pixels, False)[0]
 
     def _invoke(self, pixels: np.ndarray, explain_too: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores, and the [R, C, L] explanation map when asked (the explain signature run on the
-        scoring signature's feature outputs: the backbones run once)."""
+        scoring run's feature outputs: the backbones run once)."""
         with self._slots:
             try:
                 runners = self._pool.get_nowait()
@@ -119,13 +122,11 @@ class Predictor:
                 runners = self._new_runners()
             try:
                 out = runners[self.scoring.key](**{self.scoring.inputs[0]: pixels})
-                maps = None
-                if explain_too:
-                    explained = runners[self.explaining.key](**{name: out[name] for name in self.explaining.inputs})
-                    maps = explained[self.explaining.output][0]
+                if explain_too and self.explaining.key != self.scoring.key:
+                    out = runners[self.explaining.key](**{name: out[name] for name in self.explaining.inputs}) | out
             finally:
                 self._pool.put(runners)
-        return out[self.scoring.output][0], maps
+        return out[self.scoring.output][0], out[self.explaining.output][0] if explain_too else None
 
     def predict(self, pixels: np.ndarray, explain_too: bool = False) -> Prediction:
         if explain_too and self.explaining is None:

@@ -29,13 +29,24 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def plain_model_dir(model_dir, tmp_path_factory) -> Path:
-    """The tiny model exported without the explanation output (as every model was before it)."""
+    """The tiny model exported without the explanation output (as models were before it existed)."""
     from tests.helpers import tiny_model
 
     if (model_dir / tiny_model.PLAIN / "model.tflite").exists():
         return model_dir / tiny_model.PLAIN
     pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow; set TEST_MODEL_DIR")
     return tiny_model.build(tmp_path_factory.mktemp("tiny-plain"), explanations=False)
+
+
+@pytest.fixture(scope="session")
+def legacy_model_dir(model_dir, tmp_path_factory) -> Path:
+    """The tiny model exported as before the explain signature: the map in the scoring graph."""
+    from tests.helpers import tiny_model
+
+    if (model_dir / tiny_model.LEGACY / "model.tflite").exists():
+        return model_dir / tiny_model.LEGACY
+    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow; set TEST_MODEL_DIR")
+    return tiny_model.build(tmp_path_factory.mktemp("tiny-legacy"), legacy=True)
 
 
 @pytest.fixture

@@ -100,33 +100,26 @@ def members(model: keras.Model) -> list[tuple[object, list[keras.Layer], float]]
 def signatures(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """The two exported signatures, over ``model``'s own layers and weights:
 
-    - scoring: image -> {"scores", "features_<i>"}: the scores plus each member's feature map
+    - scoring: image -> {"scores", "features_<i>"}: the scores plus each backbone's feature map
       (computed anyway; the function hands them to the explainer when asked);
-    - explaining: {"features_<i>"} -> {"explanations": [N, R, C, L] logits}: the heads at every
-      location, resized to the first member's grid and averaged with the members' weights.
+    - explaining: {"features_<i>"} -> {"explanations": [N, R, C, L] logits}: every head at every
+      location of its feature map, resized to the first member's grid and averaged with the
+      members' weights.
 
     Only the explainer runs the heads per location, so requests without explanations never pay
     for it, and the backbones run once either way."""
     found = members(model)
-    names = [f"features_{i}" for i in range(len(found))]
-    scoring = keras.Model(model.inputs, {"scores": model.outputs[0], **{n: f for n, (f, _, _) in zip(names, found)}}, name=f"{model.name}_scoring")
-    inputs = {n: keras.Input(f.shape[1:], name=n) for n, (f, _, _) in zip(names, found)}
-    maps = [_logits_map(inputs[n], head) for n, (_, head, _) in zip(names, found)]
+    features: dict[int, tuple[str, object]] = {}  # one output per distinct feature map (heads of a backbone share it)
+    for feature_map, _, _ in found:
+        features.setdefault(id(feature_map), (f"features_{len(features)}", feature_map))
+    scoring = keras.Model(model.inputs, {"scores": model.outputs[0], **dict(features.values())}, name=f"{model.name}_scoring")
+    inputs = {name: keras.Input(f.shape[1:], name=name) for name, f in features.values()}
+    maps = [_logits_map(inputs[features[id(f)][0]], head) for f, head, _ in found]
     rows, cols = maps[0].shape[1], maps[0].shape[2]
     maps = [m if tuple(m.shape[1:3]) == (rows, cols) else layers.Resizing(rows, cols, "bilinear")(m) for m in maps]
     combined = maps[0] if len(maps) == 1 else ops.sum(ops.stack([m * weight for m, (_, _, weight) in zip(maps, found)]), axis=0)
     explaining = keras.Model(inputs, {"explanations": layers.Identity(name="explanations")(combined)}, name=f"{model.name}_explaining")
     return scoring, explaining
-
-
-def with_explanations(model: keras.Model) -> keras.Model:
-    """``model`` with a second output, the explanation map (the two signatures chained). Same
-    layers, same weights, same scores."""
-    scoring, explaining = signatures(model)
-    image = keras.Input(model.inputs[0].shape[1:])
-    out = scoring(image)
-    maps = explaining({name: tensor for name, tensor in out.items() if name != "scores"})["explanations"]
-    return keras.Model(image, [out["scores"], maps], name=f"{model.name}_explained")
 
 
 def manifest_entry(model: keras.Model) -> dict:

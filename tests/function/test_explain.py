@@ -158,16 +158,34 @@ def test_outputs_found_by_shape_not_name_or_order():
 
 
 def test_plain_requests_never_run_the_explainer(model_dir):
-    """The map is computed only when asked for: the scoring signature has no map output, the
-    explain signature takes the scoring signature's feature outputs (the backbone runs once) and
-    returns only the map; scores are the same either way."""
+    """The map is computed only when asked for: plain requests run the scoring signature alone
+    (no map among its outputs); explain requests also run the explainer, on the scoring run's
+    feature outputs (the backbone runs once); scores are the same either way."""
     predictor = model.load(str(model_dir), pool_size=1)
     runners = predictor._pool.get_nowait()
+    calls = []
+    explainer = runners[predictor.explaining.key]
+    runners[predictor.explaining.key] = lambda **features: calls.append(sorted(features)) or explainer(**features)
     predictor._pool.put(runners)
     scoring_outputs = runners[predictor.scoring.key].get_output_details()
     assert set(scoring_outputs) == {predictor.scoring.output, *predictor.explaining.inputs}  # scores and features, no map
     pixels = np.zeros((1, 48, 32, 3), np.float32)
     pixels[:, :16, :, 2] = 255  # blue block at the top
-    plain, explained = predictor.predict(pixels), predictor.predict(pixels, explain_too=True)
+    plain = predictor.predict(pixels)
+    assert calls == []
+    explained = predictor.predict(pixels, explain_too=True)
+    assert calls == [sorted(predictor.explaining.inputs)]
     assert plain.scores == explained.scores and plain.genres == explained.genres
     assert explained.explanations is not None and plain.explanations is None
+
+
+def test_models_exported_before_the_explain_signature_still_explain(model_dir, legacy_model_dir):
+    """A published version whose one signature returns the scores and the map (the export before
+    the explain signature) serves and explains the same as today's (rollback keeps working)."""
+    pixels = np.zeros((1, 48, 32, 3), np.float32)
+    pixels[:, 24:, :, 0] = 255  # red block at the bottom
+    legacy, current = model.load(str(legacy_model_dir)), model.load(str(model_dir))
+    assert legacy.explaining.key == legacy.scoring.key
+    old, new = legacy.predict(pixels, explain_too=True), current.predict(pixels, explain_too=True)
+    assert old.genres == new.genres == ["Red"]
+    np.testing.assert_allclose(old.explanations["Red"]["heatmap"], new.explanations["Red"]["heatmap"], atol=1e-3)

@@ -6,7 +6,8 @@ so they never need ../shared or the bundled model. ``python -m tests.helpers.tin
 Its "backbone" averages the input over 8x8 cells: a 6x4 feature grid (layer ``features``, the
 convention of train/explain.py), so the explanation map shows where a colour sits. The scores
 are unchanged by that pooling (the mean of the cell means is the mean). ``explanations=False``
-exports the model as it was before the explanation output existed.
+exports the model as it was before the explanation output existed, ``legacy=True`` as it was
+before the explain signature (the map computed in the scoring graph).
 """
 
 from __future__ import annotations
@@ -21,9 +22,24 @@ HEIGHT, WIDTH = 48, 32
 CELL = 8
 GRID = (HEIGHT // CELL, WIDTH // CELL)
 PLAIN = "without-explanations"  # the same model exported without the explanation output, in OUT/PLAIN
+LEGACY = "map-in-scoring-graph"  # exported as before the explain signature: one signature, scores and map, in OUT/LEGACY
 
 
-def build(out: Path, version: str = "test-1", explanations: bool = True) -> Path:
+def chained(model):
+    """``model`` with the explanation map as a second output: the two exported signatures
+    (train/explain.signatures) chained in one graph."""
+    import keras
+
+    from train import explain
+
+    scoring, explaining = explain.signatures(model)
+    image = keras.Input(model.inputs[0].shape[1:])
+    out = scoring(image)
+    maps = explaining({name: tensor for name, tensor in out.items() if name != "scores"})["explanations"]
+    return keras.Model(image, [out["scores"], maps])
+
+
+def build(out: Path, version: str = "test-1", explanations: bool = True, legacy: bool = False) -> Path:
     import keras
 
     from train import export, imaging
@@ -39,15 +55,18 @@ def build(out: Path, version: str = "test-1", explanations: bool = True) -> Path
     dense.set_weights([np.full((3, 3), -6.0, np.float32) + np.eye(3, dtype=np.float32) * 18.0, np.full(3, -3.0, np.float32)])
     spec = imaging.InputSpec(HEIGHT, WIDTH, "bilinear")
     manifest = export.base_manifest("tiny-colour", version, LABELS, np.full(3, 0.5), spec)
-    if explanations:
+    if explanations or legacy:
         from train import explain
 
         manifest.update(explain.manifest_entry(net))
-    tflite = export.to_tflite(net, HEIGHT, WIDTH, explanations=explanations)
+    if legacy:
+        tflite = export.to_tflite(chained(net), HEIGHT, WIDTH)
+    else:
+        tflite = export.to_tflite(net, HEIGHT, WIDTH, explanations=explanations)
     export.write_artifact(out, tflite, {**manifest, "metrics": {}, "training": {"note": "test fixture"}})
     return out
 
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    print(build(out), build(out / PLAIN, explanations=False))
+    print(build(out), build(out / PLAIN, explanations=False), build(out / LEGACY, legacy=True))

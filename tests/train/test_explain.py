@@ -10,6 +10,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+from tests.helpers.tiny_model import chained as with_explanations  # noqa: E402
 from train import explain  # noqa: E402
 
 
@@ -37,8 +38,10 @@ def test_ensemble_map_is_the_mean_of_its_heads_maps():
         dim = net.output.shape[-1]
         members[name] = (net, [heads.build(dim, 5, options, f"{name}_head{s}") for s in range(options.seeds)])
     model = ensemble(64, 32, members)
-    explained = explain.with_explanations(model)
+    explained = with_explanations(model)
     assert explained.count_params() == model.count_params()  # shared layers, no new weights
+    scoring, _ = explain.signatures(model)
+    assert sorted(scoring.output) == ["features_0", "features_1", "scores"]  # one feature map per backbone, not per head
     images = _images(2, 64, 32)
     scores, maps = explained.predict(images, verbose=0)
     np.testing.assert_allclose(scores, model.predict(images, verbose=0), atol=1e-6)
@@ -67,7 +70,7 @@ def test_two_members_resized_to_the_first_grid_and_averaged():
     inputs = keras.Input((48, 32, 3))
     a, b = _member(inputs, "features_0", 8, 4), _member(inputs, "features_1", 16, 4)
     net = keras.Model(inputs, layers.Average()([a, b]))
-    explained = explain.with_explanations(net)
+    explained = with_explanations(net)
     images = _images(1, 48, 32)
     _, maps = explained.predict(images, verbose=0)
     assert maps.shape == (1, 6, 4, 4)
@@ -89,7 +92,7 @@ def test_nonlinear_head_is_applied_at_every_location():
     inputs = keras.Input((48, 32, 3))
     net = keras.Model(inputs, _member(inputs, "features", 8, 3, hidden=5))  # one member: named plainly
     images = _images(1, 48, 32)
-    _, maps = explain.with_explanations(net).predict(images, verbose=0)
+    _, maps = with_explanations(net).predict(images, verbose=0)
     feats = keras.Model(inputs, net.get_layer("features").output).predict(images, verbose=0)
     (k1, b1), (k2, b2) = [layer.get_weights() for layer in net.layers if isinstance(layer, layers.Dense)]
     np.testing.assert_allclose(maps, np.maximum(feats @ k1 + b1, 0) @ k2 + b2, atol=1e-5)
@@ -100,4 +103,4 @@ def test_a_model_outside_the_convention_is_refused():
     pooled = layers.GlobalAveragePooling2D()(inputs)
     net = keras.Model(inputs, layers.Dense(3, activation="sigmoid")(layers.Concatenate()([pooled, pooled])))
     with pytest.raises(ValueError, match="head layer"):
-        explain.with_explanations(net)
+        with_explanations(net)
