@@ -44,26 +44,27 @@ def requested(args: Mapping[str, str]) -> bool:
     raise CodedError("invalid_explain", "The explain parameter must be 1/true/yes or 0/false/no.", 400)
 
 
-def _shapes(details: Mapping[str, dict]) -> dict[str, list[int]]:
+def shapes(details: Mapping[str, dict]) -> dict[str, list[int]]:
+    """Tensor shapes as plain int lists, by name (LiteRT gives numpy arrays)."""
     return {name: [int(d) for d in detail["shape"]] for name, detail in details.items()}
 
 
 def find_scores(details: Mapping[str, dict], n_labels: int) -> str:
     """The name of the one [1, L] output of the scoring signature (other outputs may feed the
     explainer); ValueError otherwise."""
-    shapes = _shapes(details)
-    scores = [name for name, shape in shapes.items() if shape == [1, n_labels]]
+    found = shapes(details)
+    scores = [name for name, shape in found.items() if shape == [1, n_labels]]
     if len(scores) != 1:
-        raise ValueError(f"expected one scores output [1, {n_labels}], got {sorted(shapes.values())}")
+        raise ValueError(f"expected one scores output [1, {n_labels}], got {sorted(found.values())}")
     return scores[0]
 
 
 def find_map(details: Mapping[str, dict], n_labels: int) -> tuple[str, tuple[int, int]]:
     """(name, (rows, cols)) of the explain signature's only output, a [1, R, C, L] map; ValueError otherwise."""
-    shapes = _shapes(details)
-    if len(shapes) != 1 or any(len(s) != 4 or s[0] != 1 or s[3] != n_labels or min(s) < 1 for s in shapes.values()):
-        raise ValueError(f"expected one explanation output [1, R, C, {n_labels}], got {sorted(shapes.values())}")
-    ((name, shape),) = shapes.items()
+    found = shapes(details)
+    if len(found) != 1 or any(len(s) != 4 or s[0] != 1 or s[3] != n_labels or min(s) < 1 for s in found.values()):
+        raise ValueError(f"expected one explanation output [1, R, C, {n_labels}], got {sorted(found.values())}")
+    ((name, shape),) = found.items()
     return name, (shape[1], shape[2])
 
 

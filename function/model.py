@@ -44,8 +44,8 @@ class Signature:
 def _scoring(key: str, runner, manifest: Manifest) -> Signature:
     """The scoring signature: one image input as the manifest says, one [1, L] scores output."""
     spec = manifest.input
-    inputs = runner.get_input_details()
-    if len(inputs) != 1 or [int(d) for d in next(iter(inputs.values()))["shape"]] != [1, spec.height, spec.width, 3]:
+    inputs = explain.shapes(runner.get_input_details())
+    if list(inputs.values()) != [[1, spec.height, spec.width, 3]]:
         raise ValueError(f"signature {key!r}: expected one input [1, {spec.height}, {spec.width}, 3]")
     return Signature(key, tuple(inputs), explain.find_scores(runner.get_output_details(), len(manifest.labels)))
 
@@ -56,9 +56,9 @@ def _explaining(runners: dict, scoring: Signature, manifest: Manifest) -> Signat
     outputs = runners[scoring.key].get_output_details()
     if EXPLAIN_SIGNATURE in runners:
         runner = runners[EXPLAIN_SIGNATURE]
-        inputs = runner.get_input_details()
-        given = {name: [int(d) for d in detail["shape"]] for name, detail in outputs.items() if name != scoring.output}
-        if not inputs or any(given.get(name) != [int(d) for d in detail["shape"]] for name, detail in inputs.items()):
+        inputs = explain.shapes(runner.get_input_details())
+        given = {name: shape for name, shape in explain.shapes(outputs).items() if name != scoring.output}
+        if not inputs or any(given.get(name) != shape for name, shape in inputs.items()):
             raise ValueError(f"the explain signature's inputs {sorted(inputs)} are not feature outputs of the scoring signature {sorted(given)}")
         name, grid = explain.find_map(runner.get_output_details(), len(manifest.labels))
         found = Signature(EXPLAIN_SIGNATURE, tuple(inputs), name)

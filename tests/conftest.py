@@ -27,15 +27,22 @@ def model_dir(tmp_path_factory) -> Path:
     return tiny_model.build(tmp_path_factory.mktemp("tiny-model"))
 
 
+def _variant(model_dir: Path, tmp_path_factory, folder: str, **build) -> Path:
+    """A variant of the tiny model: the one `make test` built beside TEST_MODEL_DIR, or built here."""
+    from tests.helpers import tiny_model
+
+    if (model_dir / folder / "model.tflite").exists():
+        return model_dir / folder
+    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow; set TEST_MODEL_DIR")
+    return tiny_model.build(tmp_path_factory.mktemp(folder), **build)
+
+
 @pytest.fixture(scope="session")
 def plain_model_dir(model_dir, tmp_path_factory) -> Path:
     """The tiny model exported without the explanation output (as models were before it existed)."""
     from tests.helpers import tiny_model
 
-    if (model_dir / tiny_model.PLAIN / "model.tflite").exists():
-        return model_dir / tiny_model.PLAIN
-    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow; set TEST_MODEL_DIR")
-    return tiny_model.build(tmp_path_factory.mktemp("tiny-plain"), explanations=False)
+    return _variant(model_dir, tmp_path_factory, tiny_model.PLAIN, explanations=False)
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +50,7 @@ def legacy_model_dir(model_dir, tmp_path_factory) -> Path:
     """The tiny model exported as before the explain signature: the map in the scoring graph."""
     from tests.helpers import tiny_model
 
-    if (model_dir / tiny_model.LEGACY / "model.tflite").exists():
-        return model_dir / tiny_model.LEGACY
-    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow; set TEST_MODEL_DIR")
-    return tiny_model.build(tmp_path_factory.mktemp("tiny-legacy"), legacy=True)
+    return _variant(model_dir, tmp_path_factory, tiny_model.LEGACY, legacy=True)
 
 
 @pytest.fixture
