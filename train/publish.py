@@ -20,10 +20,11 @@ from pathlib import Path
 
 import google_crc32c
 
-import train  # noqa: F401  (puts the function on sys.path)
-import artifact
-import storage  # the function's storage module: one client policy (emulator or default credentials)
-from errors import ModelUnavailable
+from postergenre import (
+    artifact,
+    storage,  # the function's storage module: one client policy (emulator or default credentials)
+)
+from postergenre.errors import ModelUnavailable
 
 
 class PublishError(RuntimeError):

@@ -5,15 +5,11 @@ function/budget.py, so the inputs track the model instead of a list of magic num
 from __future__ import annotations
 
 import io
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "function"))
-import budget  # noqa: E402
-import config  # noqa: E402
+from postergenre import budget, config
 
 
 @dataclass(frozen=True)

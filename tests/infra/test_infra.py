@@ -195,14 +195,13 @@ def test_checkov_clean_with_reasoned_skips():
 
 
 def test_bundle_holds_the_function_only(tmp_path):
-    sys.path.insert(0, str(INFRA))
-    import bundle
+    from infra import bundle
 
     out = tmp_path / "source.zip"
     names = bundle.build(out)
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == names
-    assert {"main.py", "requirements.txt", "imaging.py", "model.py", "artifact.py", "storage.py", "inputs.py", "openapi.yaml"} <= set(names)
+    assert {"main.py", "requirements.txt", "openapi.yaml", *(f"postergenre/{m}.py" for m in ("imaging", "model", "artifact", "storage", "inputs"))} <= set(names)
     assert not [n for n in names if n.startswith(("model/", "tests/", "train/")) or n.endswith((".tflite", ".pyc"))]
     assert bundle.build(tmp_path / "again.zip") == names
     assert (tmp_path / "again.zip").read_bytes() == out.read_bytes()  # reproducible
@@ -210,8 +209,7 @@ def test_bundle_holds_the_function_only(tmp_path):
 
 def test_bundle_takes_tracked_files_only(tmp_path):
     """A stray .env, a local venv or a cache next to the code never reaches the cloud."""
-    sys.path.insert(0, str(INFRA))
-    import bundle
+    from infra import bundle
 
     root = tmp_path / "function"
     (root / "venv" / "lib").mkdir(parents=True)

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
 from infra.emulator import Emulator
+from tests.conftest import ROOT, free_port
 from tests.helpers.images import poster
 
 

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from errors import CodedError
+from postergenre.errors import CodedError
 
 TRUE = ("1", "true", "yes", "on", "")  # "" = a bare ?explain
 FALSE = ("0", "false", "no", "off")

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from errors import CodedError
+from postergenre.errors import CodedError
 
 MIB = 1024 * 1024
 # Warm serving processes with the bundled model and 2 interpreters, both signatures allocated:

@@ -18,13 +18,14 @@ import json
 from typing import TYPE_CHECKING, Callable
 
 import flask
-import inputs
-from inputs import InputError
+
+from postergenre import inputs
+from postergenre.inputs import InputError
 
 if TYPE_CHECKING:
-    from imaging import Limits
-    from artifact import Manifest
-    from model import Prediction, Predictor
+    from postergenre.artifact import Manifest
+    from postergenre.imaging import Limits
+    from postergenre.model import Prediction, Predictor
 
 INSTANCE_FIELDS = ("b64", "image")
 
@@ -77,7 +78,7 @@ def predict(items: list, get_predictor: Callable[[], Predictor], limits: Limits,
     """Answer every instance in order. Bad instances fail alone; a model fault (503) or a model
     that cannot explain (400) fails the whole request. The model is loaded by the first readable
     instance, so a batch of garbage never loads it."""
-    import imaging
+    from postergenre import imaging
 
     predictions: list[dict] = []
     predictor = None

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import logs
-from errors import ModelUnavailable
-from artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
+from postergenre import logs
+from postergenre.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
+from postergenre.errors import ModelUnavailable
 
 T = TypeVar("T")
 _client = None
@@ -54,9 +54,9 @@ def client():
 
 def with_retries(action: Callable[[], T], what: str, deadline_s: float) -> T:
     """Run ``action``, retrying transient failures with capped exponential backoff until the deadline."""
+    import requests
     from google.api_core import exceptions as gexc
     from google.resumable_media import DataCorruption
-    import requests
 
     end = time.monotonic() + deadline_s
     delay = 0.2

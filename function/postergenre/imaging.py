@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-import budget
-from errors import CodedError
+from postergenre import budget
+from postergenre.errors import CodedError
 
 # Formats we promise to read; Pillow can open more (PDF-like EPS, ICO, PSD...) but we do not
 # want that attack surface on a public endpoint.
