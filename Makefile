@@ -10,11 +10,11 @@ MOBILENET_H5 ?= ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernel
 PREFIX ?= models
 MODEL_DIR ?= function/model
 TEST_MODEL_DIR := build/test-model
-STATE_BUCKET ?= $(PROJECT)-tfstate
+# STATE_BUCKET: Terraform's state bucket; unset, infra/deploy.py uses PROJECT-tfstate.
 # The google provider's schema for the offline check of infra/*.tf: @cdktf/provider-google
 # 14.13.0 is generated from hashicorp/google 6.14.0 (the version pinned in infra/versions.tf).
 PROVIDER_SCHEMA := build/cdktf-provider-google-14.13.0.tgz
-DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --state-bucket "$(STATE_BUCKET)" --prefix "$(PREFIX)" \
+DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" $(if $(STATE_BUCKET),--state-bucket "$(STATE_BUCKET)") --prefix "$(PREFIX)" \
 	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
 .DEFAULT_GOAL := help
@@ -43,15 +43,16 @@ $(VENVS:%=%/.installed): %/.installed:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 serve: .venv/.installed ## serve the bundled model (or MODEL_URI: gs://..., or a folder such as runs/model) on 127.0.0.1:$PORT
-	cd function && $(if $(MODEL_URI),$(if $(findstring ://,$(MODEL_URI)),,MODEL_URI=$(abspath $(MODEL_URI)))) exec ../.venv/bin/python serve.py --target predict --source main.py --host 127.0.0.1 --port $(PORT)
+	cd function && $(if $(MODEL_URI),$(if $(findstring ://,$(MODEL_URI)),,MODEL_URI=$(abspath $(MODEL_URI)))) exec ../.venv/bin/python serve.py --port $(PORT)
 
-$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py train/explain.py
+$(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.py train/export.py train/explain.py function/postergenre/artifact.py
 	.venv-test/bin/python -m tests.helpers.tiny_model $(TEST_MODEL_DIR)
 
 $(PROVIDER_SCHEMA):
 	mkdir -p build && cd build && npm pack --silent @cdktf/provider-google@14.13.0 >/dev/null
 
 test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) ## run every test (both interpreter backends)
+	.venv-test/bin/ruff check function train infra tests
 	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
 	$(MAKE) test-function-tflite
 

@@ -13,7 +13,7 @@ import time
 import flask
 import functions_framework
 
-from postergenre import batch, budget, inputs, logs, web
+from postergenre import allocator, answer, batch, budget, inputs, logs, query, web
 from postergenre.config import Settings
 from postergenre.errors import CodedError, ModelUnavailable
 from postergenre.loader import LazyModel
@@ -46,21 +46,18 @@ def _predictor():
 
 
 def _classify(request: flask.Request) -> flask.Response:
-    from postergenre import (
-        explain,  # numpy + Pillow: imported by the worker on first use (see loader.py)
-        imaging,
-    )
+    from postergenre import imaging  # numpy + Pillow: imported by the worker on first use (see loader.py)
 
-    budget.tune_allocator()
+    allocator.tune()
     limits = imaging.Limits(SETTINGS.decode_budget_bytes, SETTINGS.decode_cpu_seconds, SETTINGS.max_jpeg_scans, DECODE_BUDGET)
-    explain_too = explain.requested(request.args)
+    explain_too = query.explain_requested(request.args)
     if (items := batch.instances(request, SETTINGS.max_upload_bytes, SETTINGS.max_batch)) is not None:
         return _json(batch.predict(items, _predictor, limits, explain_too))
     data = inputs.read_image_bytes(request, SETTINGS.max_upload_bytes)
     imaging.open_image(data, limits)  # reject non-images before touching the model
     predictor = _predictor()
     prediction = predictor.predict(imaging.decode(data, predictor.manifest.input, limits), explain_too)
-    return _json({**batch.answer(prediction, predictor.manifest), "result": prediction.genres})
+    return _json(answer.single(prediction, predictor.manifest))
 
 
 def _health() -> flask.Response:

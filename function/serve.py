@@ -1,5 +1,8 @@
 """`make serve`: the function under functions-framework's own gunicorn set-up, plus read timeouts.
 
+The one local launch command: make serve, make emulate and the tests' servers all run
+``python serve.py [--port N]`` in function/, so target, source and host are defined here only.
+
 Why: gunicorn's threaded worker reads request headers and bodies with blocking sockets, so a
 client that sends part of its headers, or fewer body bytes than its Content-Length, holds a
 worker thread forever; THREADS such clients stall the server. Here every socket read times out
@@ -13,14 +16,15 @@ which receives the whole request before the instance sees it (see README "Limits
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 
 import functions_framework
 from functions_framework._http.gunicorn import GunicornApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-READ_TIMEOUT_SECONDS = float(os.environ.get("READ_TIMEOUT_SECONDS", "10") or 10)
+from postergenre.config import Settings
+
+SETTINGS = Settings.from_env()
 
 
 class _TimedSocket(socket.socket):
@@ -31,7 +35,7 @@ class _TimedSocket(socket.socket):
 
     def setblocking(self, flag: bool) -> None:
         if flag:
-            self.settimeout(READ_TIMEOUT_SECONDS)
+            self.settimeout(SETTINGS.read_timeout_s)
         else:
             super().setblocking(False)
 
@@ -50,7 +54,7 @@ def main() -> None:
     parser.add_argument("--target", default="predict")
     parser.add_argument("--source", default="main.py")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--port", type=int, default=SETTINGS.port)
     args = parser.parse_args()
     app = functions_framework.create_app(args.target, args.source)
     GunicornApplication(app, args.host, args.port, False, worker_class=f"{__name__}.TimedThreadWorker").run()

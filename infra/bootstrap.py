@@ -10,13 +10,9 @@ Usage: python infra/bootstrap.py --project P --region R --state-bucket S
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
-from postergenre import storage  # (the function's storage client policy: emulator or default credentials)
-
-ROOT = Path(__file__).resolve().parent.parent
+from postergenre import publishing, storage  # the function's storage client policy: emulator or default credentials
 
 
 def ensure_state_bucket(name: str, region: str) -> str:
@@ -48,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     parser.add_argument("--state-bucket", required=True)
     args = parser.parse_args(argv)
-    os.environ["GOOGLE_CLOUD_PROJECT"] = args.project  # the project the client creates the bucket in
+    publishing.use_project(args.project)  # the project the client creates the bucket in
     try:
         print(ensure_state_bucket(args.state_bucket, args.region))
     except Exception as exc:  # no credentials, no permission, name taken: one line, not a traceback

@@ -50,9 +50,9 @@ def build(out: Path, root: Path = FUNCTION_DIR) -> list[str]:
 
 def fetch(uri: str, out: Path) -> None:
     """Download a deployed bundle; its name carries its md5 (see main.tf), which must match."""
-    from postergenre import storage
+    from postergenre import artifact, storage
 
-    bucket, name = storage.parse_uri(uri)
+    bucket, name = artifact.parse_uri(uri)
     name = name.rstrip("/")
     data = storage.client().bucket(bucket).blob(name).download_as_bytes()
     expected = Path(name).stem.removeprefix("function-")

@@ -23,14 +23,13 @@ def main() -> int:
     server = None
     try:
         emulator.create_bucket("postergenre-local")
-        from train.publish import publish
+        from postergenre import publishing
 
-        uri = publish(ROOT / "function" / "model", "postergenre-local")
+        uri = publishing.publish(ROOT / "function" / "model", "postergenre-local")
         print(f"fake-gcs-server on {emulator.host}; published MODEL_URI={uri}")
         print(f"try: curl -s -X POST --data-binary @poster.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:{port}/", flush=True)
         env = {**os.environ, "MODEL_URI": uri}
-        cmd = [sys.executable, "-m", "functions_framework", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", str(port)]
-        server = subprocess.Popen(cmd, cwd=ROOT / "function", env=env)
+        server = subprocess.Popen([sys.executable, "serve.py", "--port", str(port)], cwd=ROOT / "function", env=env)  # as make serve
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())
         return server.wait()
     except KeyboardInterrupt:

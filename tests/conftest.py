@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from postergenre import artifact
 from tests.helpers.server import FUNCTION_DIR, ROOT, ServerProcess, free_port, function_command
 
 __all__ = ["FUNCTION_DIR", "ROOT", "Server", "free_port"]
@@ -65,6 +66,23 @@ def copy_model(model_dir, tmp_path):
 
 
 @pytest.fixture
+def edit_model(model_dir, tmp_path):
+    """A copy of an artifact (default: the tiny model) rewritten through the schema's own reader
+    and writer (artifact.read_dir, artifact.write): ``change`` edits the manifest dict in place,
+    ``model_bytes`` replaces the model (the manifest's checksum follows it)."""
+
+    def edit(name: str, change=None, model_bytes: bytes | None = None, source: Path | None = None) -> Path:
+        manifest, data = artifact.read_dir(source or model_dir)
+        if change:
+            change(manifest)
+        dest = tmp_path / name
+        artifact.write(dest, data if model_bytes is None else model_bytes, manifest)
+        return dest
+
+    return edit
+
+
+@pytest.fixture
 def make_app(monkeypatch, model_dir):
     """Fresh functions-framework app (a fresh import of main.py) with the given environment."""
     import functions_framework
@@ -86,7 +104,8 @@ def client(make_app):
 
 
 class Server(ServerProcess):
-    """The function under functions-framework (gunicorn) on 127.0.0.1, output captured to ``log``."""
+    """The function as `make serve` runs it (function/serve.py: functions-framework's gunicorn) on
+    127.0.0.1, output captured to ``log``."""
 
     def __init__(self, env: dict, log: Path) -> None:
         super().__init__(function_command(), env, FUNCTION_DIR, log)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postergenre import imaging
+from postergenre import artifact
 from train import calibrate, data, metrics, quiet, report
 
 
@@ -29,15 +29,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold cross-validation")
     parser.add_argument("--seed", type=int, default=0, help="folds, head initialisation (seeds seed..seed+head_seeds-1)")
     parser.add_argument("--min-examples", type=int, default=25, help="genres with fewer positives are dropped")
-    parser.add_argument("--hidden", type=int, default=512, help="head hidden units (0: linear head)")
-    parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--input-dropout", type=float, default=0.2)
-    parser.add_argument("--max-epochs", type=int, default=20, help="length of the cosine schedule; CV picks where to stop")
-    parser.add_argument("--head-lr", type=float, default=2e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--rank-weight", type=float, default=0.0, help="weight of the listwise softmax ranking term")
-    parser.add_argument("--head-seeds", type=int, default=3, help="heads per backbone, scores averaged")
+    heads_group = parser.add_argument_group("heads", "default: train/heads.py HeadOptions")
+    heads_group.add_argument("--hidden", type=int, help="head hidden units (0: linear head)")
+    heads_group.add_argument("--dropout", type=float)
+    heads_group.add_argument("--input-dropout", type=float)
+    heads_group.add_argument("--max-epochs", type=int, help="length of the cosine schedule; CV picks where to stop")
+    heads_group.add_argument("--head-lr", type=float)
+    heads_group.add_argument("--weight-decay", type=float)
+    heads_group.add_argument("--batch-size", type=int)
+    heads_group.add_argument("--rank-weight", type=float, help="weight of the listwise softmax ranking term")
+    heads_group.add_argument("--head-seeds", type=int, help="heads per backbone, scores averaged")
     parser.add_argument("--cache-dir", type=Path, default=Path("build/cache"), help="backbone features and CV scores reused between runs")
     parser.add_argument("--cv-only", action="store_true", help="stop after cross-validation (to compare backbones)")
     parser.add_argument("--parity-posters", type=int, default=200)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _split(args: argparse.Namespace, spec: imaging.InputSpec) -> tuple[data.Dataset, np.ndarray, np.ndarray]:
+def _split(args: argparse.Namespace, spec: artifact.InputSpec) -> tuple[data.Dataset, np.ndarray, np.ndarray]:
     dataset = data.load(args.data, spec, args.min_examples, args.limit)
     train_idx, val_idx = data.stratified_split(dataset.labels, args.val_fraction, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def _scored(y_val: np.ndarray, scores: np.ndarray, labels: list[str], seed: int)
     return {
         "metrics": metrics.evaluate(y_val, scores, metrics.decide(scores, chosen)),
         "crossfit_decisions": metrics.evaluate(y_val, scores, calibrate.crossfit_decisions(y_val, scores, np.random.default_rng(seed).permutation(len(y_val)) % 2)),
-        "calibration": {"thresholds": {label: float(t) for label, t in zip(labels, chosen)}, "f1_at_threshold": f1.tolist()},
+        "calibration": {"thresholds": {label: float(t) for label, t in zip(labels, chosen, strict=True)}, "f1_at_threshold": f1.tolist()},
         "thresholds_array": chosen,
     }
 
@@ -93,7 +94,7 @@ def run_seed(args: argparse.Namespace) -> None:
     """The original project's CNN, trained as published, scored on the same validation posters."""
     from train import fit, model
 
-    dataset, train_idx, val_idx = _split(args, imaging.InputSpec(350, 350, "bilinear"))
+    dataset, train_idx, val_idx = _split(args, artifact.InputSpec(350, 350, "bilinear"))
     net = model.seed_cnn(len(dataset.label_names))
     history = fit.fit_seed_cnn(net, dataset.images[train_idx], dataset.labels[train_idx], epochs=args.seed_epochs, seed=args.seed)
     scores = fit.predict(net, dataset.images[val_idx].astype(np.float32), batch_size=32)
@@ -109,7 +110,7 @@ def run_seed(args: argparse.Namespace) -> None:
         **result,
     }
     (args.out / "report.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: out["metrics"][k] for k in ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro")}), flush=True)
+    print(json.dumps({k: out["metrics"][k] for k in artifact.HEADLINE_KEYS}), flush=True)
 
 
 def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, dict, dict]:
@@ -145,86 +146,133 @@ def _cross_validate(args, dataset, feats, keys, options) -> dict:
     sets = {}
     for combo in crossval.candidates(list(feats)):
         scores = np.mean([oof[n] for n in combo], axis=0)
-        sets["+".join(combo)] = crossval.evaluate(labels, scores, folds)
-        f = sets["+".join(combo)]["folds"]
-        print(f"CV {'+'.join(combo):32s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro")), flush=True)
+        name = "+".join(combo)
+        sets[name] = crossval.evaluate(labels, scores, folds)
+        f = sets[name]["folds"]
+        print(f"CV {name:32s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in artifact.HEADLINE_KEYS), flush=True)
     return {"folds": folds, "epochs": epochs, "curves": curves, "oof": oof, "sets": sets}
 
 
-def run_ours(args: argparse.Namespace) -> None:
-    with quiet.native_stderr():  # TensorFlow's import-time notices
-        from train import explain, export, heads, model
+HEAD_FLAGS = {"hidden": "hidden", "input_dropout": "input_dropout", "dropout": "dropout", "max_epochs": "max_epochs", "head_lr": "lr",
+              "weight_decay": "weight_decay", "batch_size": "batch_size", "rank_weight": "rank_weight", "head_seeds": "seeds"}
 
-    start = time.monotonic()
-    spec = imaging.InputSpec(args.height, args.width, "bilinear")
+
+class _Clock:
+    """Seconds per training phase, for the manifest's record."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = round(now - self.last, 1)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.monotonic() - self.start, 1)
+
+
+def run_ours(args: argparse.Namespace) -> None:
+    """Features -> cross-validation -> refit -> one artifact (model, manifest) -> report."""
+    with quiet.native_stderr():  # TensorFlow's import-time notices
+        from train import export, heads
+
+    clock = _Clock()
+    spec = artifact.InputSpec(args.height, args.width, "bilinear")
+    dataset = _load(args, spec)
+    options = heads.HeadOptions(**{field: getattr(args, flag) for flag, field in HEAD_FLAGS.items() if getattr(args, flag) is not None})
+    nets, feats, keys = _features(args, dataset)
+    clock.lap("features")
+    cv = _cross_validate(args, dataset, feats, keys, options)
+    clock.lap("cross_validation")
+    if args.cv_only:
+        cv_json = {"labels": dataset.label_names, "epochs": cv["epochs"], "sets": cv["sets"]}
+        (args.out / "cv.json").write_text(json.dumps(cv_json, indent=2) + "\n", encoding="utf-8")
+        return
+    oof = np.mean([cv["oof"][n] for n in args.backbones], axis=0)
+    chosen, f1_at = calibrate.thresholds(dataset.labels, oof)  # out-of-fold scores of the shipped ensemble
+    members, net = _refit(args, nets, feats, dataset.labels, options, cv["epochs"])
+    clock.lap("refit")
+
+    tflite, manifest = _export(args, net, spec, dataset.label_names, chosen)
+    posters, pixels = _probe(args, dataset)
+    parity = export.parity(net, manifest, tflite, posters, pixels)
+    costs = _costs(args, spec, members, dataset.label_names, chosen, posters[:10])
+    costs["+".join(args.backbones)] = {**export.latency(manifest, tflite, posters[:10]), "params": int(net.count_params())}
+    training = _training_record(args, dataset, options, cv["epochs"], int(net.count_params()), clock.phases)
+    shipped_cv = cv["sets"]["+".join(args.backbones)]
+    manifest = artifact.write(args.out, tflite, {
+        **manifest,
+        "label_rule": f"genres with fewer than {args.min_examples} positive posters in the dataset are not predicted",
+        "dropped_labels": dataset.dropped_labels,
+        "training": training,
+        "metrics": artifact.metrics_entry(shipped_cv["folds"], shipped_cv["pooled"]),
+        "parity": parity,
+    })
+    _write_report(args, dataset, cv, manifest, training, chosen, f1_at, costs, clock.total())
+    print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
+
+
+def _load(args: argparse.Namespace, spec: artifact.InputSpec) -> data.Dataset:
+    """The posters, enough of them for the folds; the output folder is created."""
     dataset = data.load(args.data, spec, args.min_examples, args.limit)
     if len(dataset.ids) < 2 * args.folds:
         raise data.DataError(f"{len(dataset.ids)} posters are too few for {args.folds}-fold cross-validation")
     args.out.mkdir(parents=True, exist_ok=True)
-    labels, names = dataset.labels, dataset.label_names
-    print(f"posters: {dataset.counts}; genres {len(names)}; dropped genres {dataset.dropped_labels}", flush=True)
-    options = heads.HeadOptions(hidden=args.hidden, input_dropout=args.input_dropout, dropout=args.dropout, max_epochs=args.max_epochs,
-                                lr=args.head_lr, weight_decay=args.weight_decay, batch_size=args.batch_size, rank_weight=args.rank_weight,
-                                seeds=args.head_seeds)
-    nets, feats, keys = _features(args, dataset)
-    features_seconds = time.monotonic() - start
-    cv = _cross_validate(args, dataset, feats, keys, options)
-    shipped = "+".join(args.backbones)
-    cv_seconds = time.monotonic() - start - features_seconds
-    if args.cv_only:
-        (args.out / "cv.json").write_text(json.dumps({"labels": names, "epochs": cv["epochs"], "sets": cv["sets"]}, indent=2) + "\n", encoding="utf-8")
-        return
+    print(f"posters: {dataset.counts}; genres {len(dataset.label_names)}; dropped genres {dataset.dropped_labels}", flush=True)
+    return dataset
 
-    oof = np.mean([cv["oof"][n] for n in args.backbones], axis=0)
-    chosen, f1_at = calibrate.thresholds(labels, oof)  # out-of-fold scores of the shipped ensemble
+
+def _refit(args: argparse.Namespace, nets: dict, feats: dict, labels: np.ndarray, options, epochs: dict) -> tuple[dict, object]:
+    """Each shipped backbone's heads refit on every poster (epochs fixed by CV), and their ensemble."""
+    from train import heads, model
+
     members = {}
-    for name in args.backbones:  # refit on every poster, epochs fixed by CV
-        fitted = [heads.fit(feats[name], labels, options, cv["epochs"][name], args.seed + s, f"{name}_head{s}")[0] for s in range(options.seeds)]
+    for name in args.backbones:
+        fitted = [heads.fit(feats[name], labels, options, epochs[name], args.seed + s, f"{name}_head{s}")[0] for s in range(options.seeds)]
         members[name] = (nets[name], fitted)
-    net = model.ensemble(spec.height, spec.width, members)
-    refit_seconds = time.monotonic() - start - features_seconds - cv_seconds
+    return members, model.ensemble(args.height, args.width, members)
 
-    manifest = export.base_manifest(args.name, args.version, names, chosen, spec)
+
+def _export(args: argparse.Namespace, net, spec: artifact.InputSpec, names: list[str], thresholds: np.ndarray) -> tuple[bytes, dict]:
+    """The fp16 model with its explanation output, and its sealed manifest (not written yet)."""
+    from train import explain, export
+
+    manifest = artifact.new_manifest(args.name, args.version, names, thresholds, spec)
     manifest.update(explain.manifest_entry(net))  # the explanation output (train/explain.py)
     tflite = export.to_tflite(net, spec.height, spec.width, explanations=True)
-    manifest = export.write_artifact(args.out, tflite, manifest)
+    return tflite, artifact.sealed(manifest, tflite)
+
+
+def _probe(args: argparse.Namespace, dataset: data.Dataset) -> tuple[list[bytes], np.ndarray]:
+    """The parity posters: their files (the serving side decodes them) and training's pixels."""
     rng = np.random.default_rng(args.seed)
     probe = np.sort(rng.choice(len(dataset.ids), min(args.parity_posters, len(dataset.ids)), replace=False))
     posters = [(args.data / "Images" / f"{dataset.ids[i]}.jpg").read_bytes() for i in probe]
-    parity = export.parity(net, args.out, posters, dataset.images[probe])
-    costs = _costs(args, spec, members, names, chosen, posters[:10])
-    costs[shipped] = {**export.latency(args.out, posters[:10]), "params": int(net.count_params())}
-    ensemble_cv = cv["sets"][shipped]
-    headline = ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro", "precision_at_3")
-    training = {
+    return posters, dataset.images[probe]
+
+
+def _training_record(args: argparse.Namespace, dataset: data.Dataset, options, epochs: dict, params: int, seconds: dict) -> dict:
+    """The manifest's and the report's "training": how the shipped model was made."""
+    return {
         "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
                 f"each: global average pool + {options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
         "posters": dataset.counts,
         "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "
                      "out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; heads refit on all posters",
-        "epochs": cv["epochs"],
+        "epochs": epochs,
         "head": asdict(options),
-        "params": int(net.count_params()),
-        "seconds": {"features": round(features_seconds, 1), "cross_validation": round(cv_seconds, 1), "refit": round(refit_seconds, 1)},
+        "params": params,
+        "seconds": seconds,
     }
-    manifest = export.write_artifact(
-        args.out,
-        tflite,
-        {
-            **manifest,
-            "label_rule": f"genres with fewer than {args.min_examples} positive posters in the dataset are not predicted",
-            "dropped_labels": dataset.dropped_labels,
-            "training": training,
-            "metrics": {
-                "cross_validation_mean": {k: round(ensemble_cv["folds"][k]["mean"], 4) for k in headline},
-                "cross_validation_sd": {k: round(ensemble_cv["folds"][k]["sd"], 4) for k in headline},
-                "out_of_fold_pooled": {k: round(ensemble_cv["pooled"][k], 4) for k in headline},
-            },
-            "parity": parity,
-        },
-    )
-    baselines = _baselines(labels, cv["folds"])
+
+
+def _write_report(args, dataset: data.Dataset, cv: dict, manifest: dict, training: dict, chosen: np.ndarray, f1_at: np.ndarray,
+                  costs: dict, train_seconds: float) -> None:
+    """report.json, report.md and the plots next to the artifact (and into --reports-dir)."""
+    labels, names, shipped = dataset.labels, dataset.label_names, "+".join(args.backbones)
     full = {
         "manifest": {k: manifest[k] for k in ("name", "version", "created", "sha256", "size_bytes")},
         "labels": names,
@@ -234,20 +282,19 @@ def run_ours(args: argparse.Namespace) -> None:
             "fold_seed": args.seed, "positives": labels.sum(axis=0).astype(int).tolist(), "prior": labels.mean(axis=0).tolist(),
         },
         "training": training,
-        "baselines": baselines,
+        "baselines": _baselines(labels, cv["folds"]),
         "cv": {name: {**result, "members": name.split("+")} for name, result in cv["sets"].items()},
         "cv_curves": cv["curves"],
-        "calibration": {"thresholds": {label: float(t) for label, t in zip(names, chosen)}, "f1_at_threshold": f1_at.tolist()},
+        "calibration": {"thresholds": {label: float(t) for label, t in zip(names, chosen, strict=True)}, "f1_at_threshold": f1_at.tolist()},
         "costs": costs,
-        "parity": parity,
-        "train_seconds": round(time.monotonic() - start, 1),
+        "parity": manifest["parity"],
+        "train_seconds": train_seconds,
     }
     if args.compare:
         full["v1_split"] = _compare_v1(args.compare, args.val_fraction, dataset, cv, shipped)
     report.write(args.out, full)
     if args.reports_dir:
         report.copy(args.out, args.reports_dir)
-    print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
 
 
 def _costs(args, spec, members: dict, names: list[str], thresholds: np.ndarray, posters: list[bytes]) -> dict:
@@ -259,9 +306,9 @@ def _costs(args, spec, members: dict, names: list[str], thresholds: np.ndarray, 
         if len(members) == 1:
             break
         single = model.ensemble(spec.height, spec.width, {name: member})
-        folder = args.out / "members" / name
-        export.write_artifact(folder, export.to_tflite(single, spec.height, spec.width), export.base_manifest(name, args.version, names, thresholds, spec))
-        out[name] = {**export.latency(folder, posters), "params": int(single.count_params())}
+        tflite = export.to_tflite(single, spec.height, spec.width)
+        manifest = artifact.write(args.out / "members" / name, tflite, artifact.new_manifest(name, args.version, names, thresholds, spec))
+        out[name] = {**export.latency(manifest, tflite, posters), "params": int(single.count_params())}
     return out
 
 

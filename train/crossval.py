@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from postergenre.artifact import HEADLINE_KEYS
 from train import calibrate, heads, metrics
 
-HEADLINE = ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro", "precision_at_3")
 # The quality bar is macro over genres with >= 10 positives among 1,000 held-back posters.
 COMMON_PRIOR = 0.01
 
@@ -59,7 +59,7 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
     per_fold = [metrics.evaluate(labels[folds == k], scores[folds == k], pred[folds == k]) for k in range(folds.max() + 1)]
     return {
         "folds": {key: {"mean": float(np.mean([f[key] for f in per_fold])), "sd": float(np.std([f[key] for f in per_fold], ddof=1)),
-                        "values": [f[key] for f in per_fold]} for key in HEADLINE},
+                        "values": [f[key] for f in per_fold]} for key in HEADLINE_KEYS},
         "pooled": metrics.evaluate(labels, scores, pred),
         "pooled_common": {"genres": int(common.sum()), **metrics.evaluate(labels[:, common], scores[:, common], pred[:, common])},
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from postergenre import imaging
+from postergenre import artifact, imaging
 
 LAYOUT = (
     "expected the Kaggle 'movie-classifier' layout: train.csv (header Id,Genre,<one 0/1 column per genre>) "
@@ -66,7 +66,7 @@ def apply_min_examples(labels: np.ndarray, names: list[str], min_examples: int) 
     return labels[:, keep], [n for n, k in zip(names, keep) if k], dropped
 
 
-def load(root: Path, spec: imaging.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
+def load(root: Path, spec: artifact.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
     """Read the table and decode every poster with the serving decoder; skip missing/corrupt ones."""
     if not (root / "train.csv").is_file():
         raise DataError(f"{root}/train.csv not found: {LAYOUT}")

@@ -1,25 +1,21 @@
-"""fp16 TFLite export, manifest writing and the Keras-vs-TFLite parity check."""
+"""fp16 TFLite export and the checks of an exported model: Keras-vs-TFLite parity, latency.
+
+The artifact itself (manifest fields, files, checksum) is written by postergenre.artifact.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from postergenre import (
-    artifact,  # the artifact contract (file names, manifest, checksum)
-    imaging,
-)
-from postergenre import model as serving  # the function's loader: the artifact is checked the way it is served
+from postergenre import artifact, imaging
+from postergenre import model as serving  # the function's predictor: the artifact is checked the way it is served
 from train import quiet
 
 MIN_DECISION_AGREEMENT = 0.99
@@ -65,49 +61,23 @@ def _inference(net: keras.Model, names: list[str]):
     """``net`` in inference mode as a function of its inputs, positionally (what an export
     endpoint traces); a net with named inputs gets them as a dict."""
     if isinstance(net.input, dict):
-        return lambda *tensors: net(dict(zip(names, tensors)), training=False)
+        return lambda *tensors: net(dict(zip(names, tensors, strict=True)), training=False)
     return lambda image: net(image, training=False)
 
 
-def write_artifact(out: Path, tflite: bytes, manifest: dict) -> dict:
-    """Write model.tflite + manifest.json; sha256 and size are filled in from the bytes written."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / artifact.MODEL_FILE).write_bytes(tflite)
-    manifest = {**manifest, "sha256": hashlib.sha256(tflite).hexdigest(), "size_bytes": len(tflite)}
-    (out / artifact.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest
+def _predictor(manifest: dict, tflite: bytes, pool_size: int = 2, num_threads: int = 1) -> serving.Predictor:
+    """The function's own predictor for an artifact (sealed manifest + model bytes): it is checked
+    the way it will be served, before anything is written."""
+    return serving.Predictor(artifact.Manifest.from_dict(manifest), tflite, pool_size, num_threads)
 
 
-def base_manifest(name: str, version: str | None, labels: list[str], thresholds: np.ndarray, spec: imaging.InputSpec) -> dict:
-    created = datetime.now(timezone.utc)
-    return {
-        "name": name,
-        "version": version or created.strftime("%Y%m%d-%H%M%S"),
-        "created": created.isoformat(timespec="seconds"),
-        "labels": labels,
-        "thresholds": {label: round(float(t), 4) for label, t in zip(labels, thresholds)},
-        "input": {
-            "height": spec.height,
-            "width": spec.width,
-            "channels": 3,
-            "dtype": "float32",
-            "layout": "NHWC",
-            "range": [0, 255],
-            "resize": spec.resize,
-            "fit": "stretch",
-            "color": "RGB; alpha composited over white; EXIF orientation applied; first frame",
-            "normalization": "inside the model",
-        },
-    }
-
-
-def parity(keras_model: keras.Model, artifact_dir: Path, posters: list[bytes], keras_pixels: np.ndarray) -> dict:
+def parity(keras_model: keras.Model, manifest: dict, tflite: bytes, posters: list[bytes], keras_pixels: np.ndarray) -> dict:
     """Keras on the training pipeline's pixels vs the artifact on the serving decode path.
 
     ``keras_pixels`` are what training fed the model for these posters; the TFLite side starts from
-    the raw poster bytes and goes through the function's own decode and its own loader.
+    the raw poster bytes and goes through the function's own decode and its own predictor.
     """
-    predictor = serving.load(str(artifact_dir))
+    predictor = _predictor(manifest, tflite)
     spec, thresholds = predictor.manifest.input, predictor.manifest.thresholds
     keras_scores = keras_model.predict(keras_pixels.astype(np.float32), batch_size=32, verbose=0)
     if isinstance(keras_scores, (list, tuple)):  # a model with explanations: compare the scores
@@ -129,13 +99,13 @@ def parity(keras_model: keras.Model, artifact_dir: Path, posters: list[bytes], k
     return result
 
 
-def latency(artifact_dir: Path, posters: list[bytes], repeats: int = 3) -> dict:
+def latency(manifest: dict, tflite: bytes, posters: list[bytes], repeats: int = 3) -> dict:
     """Warm single-thread milliseconds per poster through the function's decode and predictor.
 
     One interpreter with one thread, as a Cloud Functions instance runs it; the first call
     (allocation, caches) is not counted. Medians: the CPU is shared.
     """
-    predictor = serving.load(str(artifact_dir), pool_size=1, num_threads=1)
+    predictor = _predictor(manifest, tflite, pool_size=1, num_threads=1)
     spec = predictor.manifest.input
     predictor.scores(imaging.decode(posters[0], spec))
     decode_ms, total_ms = [], []
@@ -149,4 +119,4 @@ def latency(artifact_dir: Path, posters: list[bytes], repeats: int = 3) -> dict:
             decode_ms.append(1000 * (decoded - start))
             total_ms.append(1000 * (done - start))
     return {"posters": len(posters), "runs": len(total_ms), "p50_ms": round(statistics.median(total_ms), 2),
-            "decode_p50_ms": round(statistics.median(decode_ms), 2), "size_mb": round((artifact_dir / artifact.MODEL_FILE).stat().st_size / 1e6, 2)}
+            "decode_p50_ms": round(statistics.median(decode_ms), 2), "size_mb": round(len(tflite) / 1e6, 2)}

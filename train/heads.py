@@ -19,13 +19,15 @@ from train.fit import multilabel_loss
 
 @dataclass
 class HeadOptions:
+    """How the heads are trained; these defaults are `python -m train`'s (its options leave them unset)."""
+
     hidden: int = 512
     input_dropout: float = 0.2
     dropout: float = 0.5
-    max_epochs: int = 30
-    lr: float = 1e-3
+    max_epochs: int = 20
+    lr: float = 2e-3
     weight_decay: float = 1e-4
-    batch_size: int = 128
+    batch_size: int = 256
     rank_weight: float = 0.0
     seeds: int = 3
 

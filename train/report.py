@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from postergenre import artifact  # noqa: E402
+
 
 def _fmt(value) -> str:
     if value is None:
@@ -65,8 +67,9 @@ def plot_thresholds(labels: list[str], thresholds: list[float], f1: list[float],
 
 
 PLOTS = ("cv_curves.png", "per_genre_ap.png", "thresholds.png")
-POOLED = ("mAP_macro", "roc_auc_macro", "one_error")
-CV_COLUMNS = (("mAP_macro", "mAP"), ("roc_auc_macro", "ROC-AUC"), ("one_error", "one-error"), ("f1_macro", "F1 macro"), ("f1_micro", "F1 micro"))
+POOLED = artifact.SUMMARY_KEYS
+CV_COLUMNS = tuple((key, artifact.TITLES[key]) for key in ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro"))
+V1_COLUMNS = tuple((key, artifact.TITLES[key]) for key in ("mAP_macro", "roc_auc_macro", "one_error", "precision_at_3", "f1_macro", "f1_micro"))
 
 
 def write(out: Path, report: dict) -> None:
@@ -99,25 +102,40 @@ def _pm(result: dict, key: str) -> str:
 
 
 def markdown(report: dict) -> str:
-    data, shipped, costs, training = report["data"], report["shipped"], report["costs"], report["training"]
-    cv = report["cv"]
-    lines = [
+    """report.md: the data, the cross-validation tables, v1's posters (when compared), parity, per genre."""
+    sections = (_summary, _cross_validation, _v1_split, _parity, _per_genre)
+    lines = [line for section in sections for line in section(report)]
+    lines += ["", "![cross-validation curves](cv_curves.png)", "", "![per-genre AP](per_genre_ap.png)", "", "![thresholds](thresholds.png)", ""]
+    return "\n".join(lines)
+
+
+def _summary(report: dict) -> list[str]:
+    data, training, counts = report["data"], report["training"], report["data"]["counts"]
+    seconds = training["seconds"]
+    return [
         f"# Model report: {report['manifest']['name']} {report['manifest']['version']}",
         "",
-        f"Posters: {data['counts']['used']} used (duplicate rows ignored: {data['counts']['duplicate_rows']}, unreadable images skipped: "
-        f"{data['counts']['skipped_missing_or_corrupt']}). Genres: {len(report['labels'])} kept, dropped (fewer than {data['min_examples']} "
+        f"Posters: {counts['used']} used (duplicate rows ignored: {counts['duplicate_rows']}, unreadable images skipped: "
+        f"{counts['skipped_missing_or_corrupt']}). Genres: {len(report['labels'])} kept, dropped (fewer than {data['min_examples']} "
         f"examples): {data['dropped_labels'] or 'none'}.",
         "",
-        f"Shipped: **{shipped}**. {training['selection']}. Epochs: {training['epochs']}. "
+        f"Shipped: **{report['shipped']}**. {training['selection']}. Epochs: {training['epochs']}. "
         f"Heads: {training['head']}. Training time on this machine: {report['train_seconds']:.0f} s "
-        f"(features {training['seconds']['features']:.0f} s, cross-validation {training['seconds']['cross_validation']:.0f} s, "
-        f"refit {training['seconds']['refit']:.0f} s; the rest is export, parity and latency).",
+        f"(features {seconds['features']:.0f} s, cross-validation {seconds['cross_validation']:.0f} s, "
+        f"refit {seconds['refit']:.0f} s; the rest is export, parity and latency).",
         "",
-        f"## Cross-validation ({data['folds']} folds, every poster scored by heads that never saw it)",
+    ]
+
+
+def _cross_validation(report: dict) -> list[str]:
+    cv, costs, shipped = report["cv"], report["costs"], report["shipped"]
+    lines = [
+        f"## Cross-validation ({report['data']['folds']} folds, every poster scored by heads that never saw it)",
         "",
         "Mean ± sd over folds; decisions (F1) use thresholds calibrated on the other folds' out-of-fold scores. "
         "The epoch count per backbone is the one value chosen on these same scores (a small optimism); the head settings are "
-        "given (compare others with --cv-only). Pooled: all out-of-fold scores together. Baselines score each fold with the other folds' genre frequencies.",
+        "given (compare others with --cv-only). Pooled: all out-of-fold scores together. Baselines score each fold with the "
+        "other folds' genre frequencies.",
         "",
     ]
     rows = []
@@ -134,50 +152,53 @@ def markdown(report: dict) -> str:
     lines += ["", f"Pooled out-of-fold, macro over the {common} genres with at least 1% of posters (as the quality bar counts them):", ""]
     lines += _table(["model", *(t for _, t in CV_COLUMNS)],
                     [[name, *(_fmt(result["pooled_common"][k]) for k, _ in CV_COLUMNS)] for name, result in cv.items()])
-    lines += [
+    return lines + [
         "",
         "File size and latency: fp16 TFLite, through the function's own `imaging.decode` and `model.Predictor` (LiteRT, one "
         "interpreter, one thread), median of warm runs on posters, decode included, on a CPU shared with other jobs.",
     ]
-    if "v1_split" in report:
-        v1 = report["v1_split"]
-        rows = {"predict nothing": v1["predict_nothing"], "label prior": v1["label_prior"], "seed CNN (as published)": v1["seed_cnn"],
-                "v1 (MobileNetV2 fine-tuned, bundled before)": v1["v1"], f"{shipped}, out-of-fold": v1["ensemble_oof"]}
-        keys = (("mAP_macro", "mAP"), ("roc_auc_macro", "ROC-AUC"), ("one_error", "one-error"), ("precision_at_3", "precision@3"),
-                ("f1_macro", "F1 macro"), ("f1_micro", "F1 micro"))
-        lines += [
-            "",
-            f"## On v1's {v1['posters']} validation posters",
-            "",
-            "v1 and the seed CNN were trained on v1's single split, so only its validation posters are unseen by them. v1's epochs and "
-            "thresholds were chosen on these very posters (optimistic); its and the seed CNN's F1 with cross-fitted thresholds is in the "
-            "last two columns. The ensemble's figures are its out-of-fold scores on the same posters.",
-            "",
-        ]
-        lines += _table(["model", *(t for _, t in keys), "F1 macro, cross-fitted", "F1 micro, cross-fitted"],
-                        [[title, *(_fmt(m.get(k)) for k, _ in keys), _fmt(m.get("crossfit_f1_macro")), _fmt(m.get("crossfit_f1_micro"))]
-                         for title, m in rows.items()])
+
+
+def _v1_split(report: dict) -> list[str]:
+    if "v1_split" not in report:
+        return []
+    v1 = report["v1_split"]
+    rows = {"predict nothing": v1["predict_nothing"], "label prior": v1["label_prior"], "seed CNN (as published)": v1["seed_cnn"],
+            "v1 (MobileNetV2 fine-tuned, bundled before)": v1["v1"], f"{report['shipped']}, out-of-fold": v1["ensemble_oof"]}
+    lines = [
+        "",
+        f"## On v1's {v1['posters']} validation posters",
+        "",
+        "v1 and the seed CNN were trained on v1's single split, so only its validation posters are unseen by them. v1's epochs and "
+        "thresholds were chosen on these very posters (optimistic); its and the seed CNN's F1 with cross-fitted thresholds is in the "
+        "last two columns. The ensemble's figures are its out-of-fold scores on the same posters.",
+        "",
+    ]
+    return lines + _table(["model", *(t for _, t in V1_COLUMNS), "F1 macro, cross-fitted", "F1 micro, cross-fitted"],
+                          [[title, *(_fmt(m.get(k)) for k, _ in V1_COLUMNS), _fmt(m.get("crossfit_f1_macro")), _fmt(m.get("crossfit_f1_micro"))]
+                           for title, m in rows.items()])
+
+
+def _parity(report: dict) -> list[str]:
     parity = report["parity"]
-    ensemble = cv[shipped]["pooled"]
-    calib = report["calibration"]
-    members = [name for name, result in cv.items() if len(result["members"]) == 1 and name in shipped.split("+")]
-    lines += [
+    return [
         "",
         f"Parity, Keras (training pipeline) vs fp16 TFLite (the function's decode and loader) on {parity['posters']} posters: "
         f"max |diff| {parity['max_abs_diff']:.4f}, mean |diff| {parity['mean_abs_diff']:.5f}, top-3 agreement {parity['top3_agreement']:.2%}, "
         f"decision agreement {parity['decision_agreement']:.2%} (posters with identical genre sets {parity['poster_decision_agreement']:.2%}).",
-        "",
-        "## Per genre (out-of-fold)",
-        "",
     ]
-    lines += _table(
+
+
+def _per_genre(report: dict) -> list[str]:
+    cv, data, calib, shipped = report["cv"], report["data"], report["calibration"], report["shipped"]
+    ensemble = cv[shipped]["pooled"]
+    members = [name for name, result in cv.items() if len(result["members"]) == 1 and name in shipped.split("+")]
+    return ["", "## Per genre (out-of-fold)", ""] + _table(
         ["genre", "positives", "prior", *(f"AP {m}" for m in members), "AP ensemble", "ROC-AUC ensemble", "threshold", "F1 at threshold"],
         [[label, str(data["positives"][j]), f"{data['prior'][j]:.3f}", *(_fmt(cv[m]["pooled"]["per_label_ap"][j]) for m in members),
           _fmt(ensemble["per_label_ap"][j]), _fmt(ensemble["per_label_auc"][j]), f"{calib['thresholds'][label]:.2f}",
           f"{calib['f1_at_threshold'][j]:.3f}"] for j, label in enumerate(report["labels"])],
     )
-    lines += ["", "![cross-validation curves](cv_curves.png)", "", "![per-genre AP](per_genre_ap.png)", "", "![thresholds](thresholds.png)", ""]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,4 @@
-"""Batch requests in the Vertex AI shape, and the per-poster answer object they share with
-single requests.
+"""Batch requests in the Vertex AI shape; each poster is answered as a single request is (answer.py).
 
 ``POST /`` with JSON ``{"instances": [{"b64": "<base64>"} | {"image": "<base64>"}, ...]}`` ->
 ``{"predictions": [<answer> | {"error": {...}}, ...], "model": {...}}`` in request order. A slot
@@ -19,23 +18,14 @@ from typing import TYPE_CHECKING, Callable
 
 import flask
 
-from postergenre import inputs
+from postergenre import answer, inputs
 from postergenre.inputs import InputError
 
 if TYPE_CHECKING:
-    from postergenre.artifact import Manifest
     from postergenre.imaging import Limits
-    from postergenre.model import Prediction, Predictor
+    from postergenre.model import Predictor
 
 INSTANCE_FIELDS = ("b64", "image")
-
-
-def answer(prediction: Prediction, manifest: Manifest) -> dict:
-    """The answer for one poster (a single response adds "result", the older Flask field)."""
-    body = {"genres": prediction.genres, "scores": prediction.scores, "model": manifest.describe(), "thresholds": prediction.thresholds}
-    if prediction.explanations is not None:
-        body["explanations"] = prediction.explanations
-    return body
 
 
 def instances(request: flask.Request, max_bytes: int, max_batch: int) -> list | None:
@@ -93,5 +83,5 @@ def predict(items: list, get_predictor: Callable[[], Predictor], limits: Limits,
         except (InputError, imaging.ImageError) as exc:
             predictions.append({"error": {"code": exc.code, "message": exc.message}})
             continue
-        predictions.append(answer(predictor.predict(pixels, explain_too), predictor.manifest))
+        predictions.append(answer.poster(predictor.predict(pixels, explain_too), predictor.manifest))
     return {"predictions": predictions, "model": predictor.manifest.describe() if predictor else None}

@@ -4,10 +4,10 @@ Contract (see README "Explanations"): a model may have, next to its scoring sign
 signature ``artifact.EXPLAIN_SIGNATURE`` that takes some of the scoring signature's other outputs
 (by name: e.g. the backbones' feature maps) and returns one float32 map [1, R, C, L]: per-location
 class evidence (logits) over a coarse R x C grid of the input, e.g. a class activation map. Only
-requests that ask for explanations run it. The scores [1, L] and the map are found by shape. The
-manifest may record the grid as ``"explanations": {"rows": R, "cols": C, "method": "cam"}``; when
-present it must match the tensor. A model without the signature serves as before; asking it to
-explain is a 400.
+requests that ask for explanations run it (query.py reads the flag). The scores [1, L] and the
+map are found by shape. The manifest may record the grid as
+``"explanations": {"rows": R, "cols": C, "method": "cam"}``; when present it must match the
+tensor. A model without the signature serves as before; asking it to explain is a 400.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import numpy as np
 
 from postergenre.errors import CodedError
 
-TRUE = ("1", "true", "yes", "on", "")  # "" = a bare ?explain
-FALSE = ("0", "false", "no", "off")
 # A map whose range is below this (in logits) carries no spatial information: all zeros.
 FLAT_SPAN = 1e-6
 
@@ -29,19 +27,6 @@ class Unavailable(CodedError):
 
     def __init__(self) -> None:
         super().__init__("explanations_unavailable", "This model has no explanation output; request without explain.", 400)
-
-
-def requested(args: Mapping[str, str]) -> bool:
-    """The ``explain`` query flag: 1/true/yes/on (or bare) asks, 0/false/no/off or absent does not."""
-    value = args.get("explain")
-    if value is None:
-        return False
-    value = value.strip().lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise CodedError("invalid_explain", "The explain parameter must be 1/true/yes or 0/false/no.", 400)
 
 
 def shapes(details: Mapping[str, dict]) -> dict[str, list[int]]:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from postergenre import budget
+from postergenre.artifact import InputSpec
 from postergenre.errors import CodedError
 
 # Formats we promise to read; Pillow can open more (PDF-like EPS, ICO, PSD...) but we do not
@@ -62,19 +63,6 @@ TRANSPOSE = {
 
 class ImageError(CodedError, ValueError):
     """A client-side image problem (HTTP 400)."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """Model input as recorded in the manifest: RGB float32 0-255, shape [1, height, width, 3]."""
-
-    height: int
-    width: int
-    resize: str = "bilinear"
-
-    @classmethod
-    def from_manifest(cls, spec: dict) -> "InputSpec":
-        return cls(int(spec["height"]), int(spec["width"]), str(spec.get("resize", "bilinear")))
 
 
 @dataclass(frozen=True)

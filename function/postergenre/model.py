@@ -20,8 +20,9 @@ except ImportError:  # pragma: no cover - exercised in the tflite-runtime enviro
     from tflite_runtime.interpreter import Interpreter
 
 from postergenre import explain
-from postergenre.artifact import EXPLAIN_SIGNATURE, MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
+from postergenre.artifact import EXPLAIN_SIGNATURE, Manifest, read_dir, verify
 from postergenre.errors import ModelUnavailable
+from postergenre.genres import ranked
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,12 @@ class Predictor:
         if explain_too and self.explaining is None:
             raise explain.Unavailable()
         scores, maps = self._invoke(pixels, explain_too)
-        order = np.argsort(-scores, kind="stable")
-        passed = [int(i) for i in order if scores[i] >= self.manifest.thresholds[i]]
-        genres = [self.manifest.labels[i] for i in (passed or [int(order[0])])]
         labels = self.manifest.labels
+        genres = ranked(scores, self.manifest.thresholds, labels)
         return Prediction(
             genres,
-            {label: round(float(s), 6) for label, s in zip(labels, scores)},
-            {label: round(float(t), 4) for label, t in zip(labels, self.manifest.thresholds)},
+            {label: round(float(s), 6) for label, s in zip(labels, scores, strict=True)},
+            {label: round(float(t), 4) for label, t in zip(labels, self.manifest.thresholds, strict=True)},
             explain.heatmaps(maps, labels, genres) if maps is not None else None,
         )
 
@@ -151,10 +150,8 @@ def read_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
         from postergenre import storage  # imported only when used: keeps cold start light for local models
 
         return storage.fetch_artifact(uri, deadline_s)
-    root = Path(uri)
     try:
-        manifest = read_manifest((root / MANIFEST_FILE).read_bytes())
-        return manifest, (root / MODEL_FILE).read_bytes()
+        return read_dir(Path(uri))
     except OSError as exc:
         raise ModelUnavailable("model_unreadable", f"Cannot read the model artifact at {uri}: {exc.__class__.__name__}.") from exc
 

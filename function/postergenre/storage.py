@@ -1,4 +1,6 @@
-"""Model artifacts in Cloud Storage: one lazily created client, retried reads within a deadline.
+"""The function's read path from Cloud Storage: one lazily created client, retried reads within a
+deadline, the model downloaded once. Publishing and listing versions (the ops side) is
+publishing.py, on the same client and retries.
 
 On Cloud Functions the instance's temp dir is an in-memory filesystem, so the downloaded model
 counts against the instance's memory (about 5 MB here).
@@ -15,24 +17,13 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from postergenre import logs
-from postergenre.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
+from postergenre.artifact import MANIFEST_FILE, MODEL_FILE, parse_uri, read_manifest
 from postergenre.errors import ModelUnavailable
 
 T = TypeVar("T")
 _client = None
 _client_lock = threading.Lock()
 CACHE_DIR = Path(tempfile.gettempdir()) / "postergenre-models"
-
-
-def parse_uri(uri: str) -> tuple[str, str]:
-    """gs://bucket/some/prefix/ -> ("bucket", "some/prefix/")."""
-    if not uri.startswith("gs://") or len(uri) <= 5:
-        raise ValueError(f"not a gs:// URI: {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {uri!r}")
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
 
 
 def client():

@@ -15,11 +15,11 @@ import tensorflow as tf  # noqa: F401  (the point of the baseline: the full fram
 from flask import Flask, jsonify, request
 
 from postergenre import imaging
-from postergenre.artifact import SCORES_SIGNATURE
+from postergenre.artifact import SCORES_SIGNATURE, InputSpec
 
 MODEL_DIR = Path(sys.argv[1])
 MANIFEST = json.loads((MODEL_DIR / "manifest.json").read_text())
-SPEC = imaging.InputSpec.from_manifest(MANIFEST["input"])
+SPEC = InputSpec.from_manifest(MANIFEST["input"])
 app = Flask(__name__)
 
 

@@ -63,5 +63,18 @@ def test_budget_waits_for_earlier_decodes():
 def test_one_decode_may_use_more_than_the_budget_only_when_alone():
     # the per-image limit is enforced before reserving (imaging.plan); reserve never deadlocks
     decode_budget = budget.DecodeBudget(total=100, wait_s=0, retry_after_s=1)
-    with decode_budget.reserve(150):
+    with decode_budget.reserve(150):  # alone: admitted
         assert decode_budget.in_flight == 150
+        with pytest.raises(budget.Busy):  # not alone: even a small one must wait
+            with decode_budget.reserve(1):
+                pass
+    started = threading.Event()
+    holder = _hold(decode_budget, 10, 0.3, started)
+    started.wait()
+    with pytest.raises(budget.Busy):  # not alone: the large one must wait
+        with decode_budget.reserve(150):
+            pass
+    holder.join()
+    with decode_budget.reserve(150):  # alone again: admitted
+        assert decode_budget.in_flight == 150
+    assert decode_budget.in_flight == 0

@@ -121,23 +121,16 @@ def test_normalisation_per_genre_and_flat_maps():
         ([6, 4], "invalid_manifest"),
     ],
 )
-def test_manifest_grid_must_match_the_tensor(copy_model, entry, code):
-    root = copy_model()
-    manifest = json.loads((root / "manifest.json").read_text())
-    manifest["explanations"] = entry
-    (root / "manifest.json").write_text(json.dumps(manifest))
+def test_manifest_grid_must_match_the_tensor(edit_model, entry, code):
+    root = edit_model("grid", lambda manifest: manifest.update(explanations=entry))
     with pytest.raises(model.ModelUnavailable) as err:
         model.load(str(root))
     assert err.value.code == code
 
 
-def test_manifest_claiming_explanations_for_a_model_without_them(plain_model_dir, tmp_path):
-    import shutil
-
-    root = tmp_path / "model"
-    shutil.copytree(plain_model_dir, root)
-    manifest = json.loads((root / "manifest.json").read_text())
-    (root / "manifest.json").write_text(json.dumps({**manifest, "explanations": {"rows": 6, "cols": 4, "method": "cam"}}))
+def test_manifest_claiming_explanations_for_a_model_without_them(plain_model_dir, edit_model):
+    claim = {"rows": 6, "cols": 4, "method": "cam"}
+    root = edit_model("claims", lambda manifest: manifest.update(explanations=claim), source=plain_model_dir)
     with pytest.raises(model.ModelUnavailable) as err:
         model.load(str(root))
     assert err.value.code == "model_invalid"

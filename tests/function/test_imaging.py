@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from postergenre import imaging
+from postergenre import artifact, imaging
 from tests.helpers.images import poster
 
-SPEC = imaging.InputSpec(48, 32, "bilinear")
+SPEC = artifact.InputSpec(48, 32, "bilinear")
 
 
 def _mean(pixels: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.helpers.images import many_scans_jpeg, poster
-from tests.helpers.server import FUNCTION_DIR, ServerProcess, serve_command
+from tests.helpers.server import FUNCTION_DIR, ServerProcess, function_command
 from tests.helpers.worst import just_over, worst_inputs
 
 MEMORY_MB = 512  # the deployed settings (infra default): 512 MiB, 2 requests at once
@@ -178,7 +178,7 @@ def test_every_route_goes_through_the_app(start_server, path):
 def test_stalled_clients_do_not_block_others(model_dir, tmp_path):
     """`make serve` (function/serve.py): partial headers and unfulfilled Content-Length from more
     clients than there are threads; the server answers others once the reads time out."""
-    server = ServerProcess(serve_command(), {"MODEL_URI": model_dir, "THREADS": 2, "READ_TIMEOUT_SECONDS": 2}, FUNCTION_DIR, tmp_path / "serve.log")
+    server = ServerProcess(function_command(), {"MODEL_URI": model_dir, "THREADS": 2, "READ_TIMEOUT_SECONDS": 2}, FUNCTION_DIR, tmp_path / "serve.log")
     server.wait_ready()
     stalled = []
     for i in range(6):

@@ -49,11 +49,8 @@ def test_tampered_model_refused(copy_model):
         lambda m: m["input"].update(height=47),
     ],
 )
-def test_bad_manifest_refused(copy_model, change):
-    root = copy_model()
-    manifest = json.loads((root / "manifest.json").read_text())
-    change(manifest)
-    (root / "manifest.json").write_text(json.dumps(manifest))
+def test_bad_manifest_refused(edit_model, change):
+    root = edit_model("bad-manifest", change)
     with pytest.raises(model.ModelUnavailable):
         model.load(str(root))
 

@@ -12,11 +12,6 @@ import requests
 from tests.helpers.images import poster
 
 
-def _process_tree(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *[p for c in children for p in _process_tree(int(c))]]
-
-
 def test_every_request_form(start_server):
     server = start_server()
     jpeg = poster("Red")
@@ -59,7 +54,7 @@ def test_concurrent_clients_and_errors_stay_json(start_server):
 def test_server_process_never_maps_tensorflow(start_server):
     server = start_server()
     assert requests.post(server.url, data=poster("Blue"), timeout=30).status_code == 200
-    for pid in _process_tree(server.proc.pid):
+    for pid in server.pids():
         maps = Path(f"/proc/{pid}/maps").read_text()
         assert "site-packages/tensorflow/" not in maps
         assert "litert" in maps or pid == server.proc.pid or "tflite_runtime" in maps

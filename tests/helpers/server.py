@@ -1,4 +1,4 @@
-"""A server subprocess on a free 127.0.0.1 port: the real functions-framework, or the bench baseline."""
+"""A server subprocess on a free 127.0.0.1 port: the function as `make serve` runs it, or the bench baseline."""
 
 from __future__ import annotations
 
@@ -22,13 +22,9 @@ def free_port() -> int:
 
 
 def function_command(python: str = sys.executable) -> list[str]:
-    """functions-framework serving function/main.py; ``{PORT}`` is filled in by ServerProcess."""
-    return [python, "-m", "functions_framework", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", "{PORT}"]
-
-
-def serve_command(python: str = sys.executable) -> list[str]:
-    """What `make serve` runs: function/serve.py (functions-framework's gunicorn + read timeouts)."""
-    return [python, "serve.py", "--target", "predict", "--source", "main.py", "--host", "127.0.0.1", "--port", "{PORT}"]
+    """What `make serve` runs, in FUNCTION_DIR: function/serve.py, whose defaults are the launch
+    command (functions-framework's gunicorn + read timeouts); ``{PORT}`` is filled in by ServerProcess."""
+    return [python, "serve.py", "--port", "{PORT}"]
 
 
 class ServerProcess:
@@ -70,22 +66,27 @@ class ServerProcess:
                 return int(line.split()[1]) * 1024
         raise KeyError(field)
 
-    def _pids(self) -> list[int]:
-        pid = self.proc.pid
-        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    def pids(self) -> list[int]:
+        """The server's process and its descendants (gunicorn: the arbiter, then its worker)."""
+        pids, stack = [], [self.proc.pid]
+        while stack:
+            pid = stack.pop(0)
+            pids.append(pid)
+            stack += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+        return pids
 
     def rss_bytes(self) -> int:
         """Resident memory of the serving processes (gunicorn's arbiter and its worker)."""
-        return sum(self._status(pid, "VmRSS") for pid in self._pids())
+        return sum(self._status(pid, "VmRSS") for pid in self.pids())
 
     def peak_rss_bytes(self) -> int:
         """Peak resident memory since ``reset_peak`` (the kernel's high-water mark, no sampling):
         the worker's peak plus the arbiter, which does not grow."""
-        pids = self._pids()
+        pids = self.pids()
         return self._status(pids[0], "VmRSS") + sum(self._status(pid, "VmHWM") for pid in pids[1:])
 
     def reset_peak(self) -> None:
-        for pid in self._pids()[1:]:
+        for pid in self.pids()[1:]:
             Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def log_lines(self) -> list[str]:

@@ -42,7 +42,7 @@ def chained(model):
 def build(out: Path, version: str = "test-1", explanations: bool = True, legacy: bool = False) -> Path:
     import keras
 
-    from postergenre import imaging
+    from postergenre import artifact
     from train import export
 
     inputs = keras.Input((HEIGHT, WIDTH, 3))
@@ -54,8 +54,8 @@ def build(out: Path, version: str = "test-1", explanations: bool = True, legacy:
     net = keras.Model(inputs, outputs)
     # logit_c = 12 * c - 6 * (other two channels) - 3
     dense.set_weights([np.full((3, 3), -6.0, np.float32) + np.eye(3, dtype=np.float32) * 18.0, np.full(3, -3.0, np.float32)])
-    spec = imaging.InputSpec(HEIGHT, WIDTH, "bilinear")
-    manifest = export.base_manifest("tiny-colour", version, LABELS, np.full(3, 0.5), spec)
+    spec = artifact.InputSpec(HEIGHT, WIDTH, "bilinear")
+    manifest = artifact.new_manifest("tiny-colour", version, LABELS, np.full(3, 0.5), spec)
     if explanations or legacy:
         from train import explain
 
@@ -64,7 +64,7 @@ def build(out: Path, version: str = "test-1", explanations: bool = True, legacy:
         tflite = export.to_tflite(chained(net), HEIGHT, WIDTH)
     else:
         tflite = export.to_tflite(net, HEIGHT, WIDTH, explanations=explanations)
-    export.write_artifact(out, tflite, {**manifest, "metrics": {}, "training": {"note": "test fixture"}})
+    artifact.write(out, tflite, {**manifest, "metrics": {}, "training": {"note": "test fixture"}})
     return out
 
 

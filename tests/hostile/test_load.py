@@ -5,22 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
 
 from tests.helpers.images import poster
 from tests.hostile.corpus import cases
-
-
-def _rss_mb(pid: int) -> float:
-    total = 0.0
-    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) / 1024
-    return total
 
 
 def test_mixed_burst(start_server):
@@ -41,7 +30,7 @@ def test_mixed_burst(start_server):
                 except requests.RequestException as exc:
                     failures.append(repr(exc))
                 if worker == 0 and i % 25 == 0:
-                    rss.append(_rss_mb(server.proc.pid))
+                    rss.append(server.rss_bytes() / 2**20)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(client, range(8)))

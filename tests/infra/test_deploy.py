@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from infra.emulator import Emulator
+from postergenre import artifact
 from tests.conftest import ROOT, free_port
 
 FAKE_TERRAFORM = ROOT / "tests" / "infra" / "fake_terraform.py"
@@ -64,15 +65,18 @@ def cloud(tmp_path, emulator):
     return Cloud()
 
 
-def _versioned(model_dir, tmp_path, version: str):
-    """A copy of the tiny model published under another version name (same model bytes)."""
-    dest = tmp_path / version
-    shutil.copytree(model_dir, dest)
-    manifest = json.loads((dest / "manifest.json").read_text())
-    manifest["version"] = version
-    manifest["metrics"] = {"validation": {"mAP_macro": 0.321, "roc_auc_macro": 0.765, "one_error": 0.4}}
-    (dest / "manifest.json").write_text(json.dumps(manifest))
-    return dest
+# The figures each version's manifest records: rollback-old as v1 manifests recorded them
+# (metrics.validation), rollback-new through today's writer (artifact.metrics_entry).
+LEGACY = {"validation": {"mAP_macro": 0.321, "roc_auc_macro": 0.765, "one_error": 0.4}}
+CURRENT = artifact.metrics_entry(
+    {key: {"mean": 0.5 + i / 100, "sd": 0.01} for i, key in enumerate(artifact.HEADLINE_KEYS)},
+    {key: 0.6 for key in artifact.HEADLINE_KEYS},
+)
+
+
+def _versioned(edit_model, version: str, metrics: dict | None = None):
+    """The tiny model published under another version name (same model bytes)."""
+    return edit_model(version, lambda manifest: manifest.update(version=version, metrics=metrics or CURRENT))
 
 
 def _serve(cloud, start_server, emulator, version: str) -> str:
@@ -81,9 +85,9 @@ def _serve(cloud, start_server, emulator, version: str) -> str:
     return uri
 
 
-def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, model_dir, tmp_path, start_server, emulator):
-    old = _versioned(model_dir, tmp_path, "rollback-old")
-    new = _versioned(model_dir, tmp_path, "rollback-new")
+def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, edit_model, start_server, emulator):
+    old = _versioned(edit_model, "rollback-old", LEGACY)
+    new = _versioned(edit_model, "rollback-new")
     old_uri, new_uri = (_serve(cloud, start_server, emulator, v) for v in ("rollback-old", "rollback-new"))
 
     first = cloud.make("deploy", MODEL_DIR=old)  # a fresh project: bucket, publish, function
@@ -117,13 +121,18 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, model
     listing = cloud.make("versions")
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines()[1:]]
-    assert [(r[0], r[-4:]) for r in rows] == [(v, ["0.321", "0.765", "0.400", u]) for v, u in (("rollback-old", old_uri), ("rollback-new", new_uri))]
+    # make versions shows the cross-validated means of SUMMARY_KEYS; an old manifest its validation figures
+    assert artifact.SUMMARY_KEYS == ("mAP_macro", "roc_auc_macro", "one_error")
+    assert [(r[0], r[-4:]) for r in rows] == [
+        ("rollback-old", ["0.321", "0.765", "0.400", old_uri]),
+        ("rollback-new", ["0.500", "0.510", "0.520", new_uri]),
+    ]
 
 
-def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, tmp_path, start_server, emulator):
+def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, edit_model, start_server, emulator):
     good = _serve(cloud, start_server, emulator, "test-1")
     assert cloud.make("deploy", MODEL_DIR=model_dir).returncode == 0
-    broken = _versioned(model_dir, tmp_path, "broken")
+    broken = _versioned(edit_model, "broken")
     assert subprocess.run([sys.executable, "-m", "train.publish", str(broken), cloud.bucket], cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
     data = bytearray((broken / "model.tflite").read_bytes())
     data[-50] ^= 0xFF

@@ -70,14 +70,10 @@ def test_republishing_the_same_version_is_a_no_op(model_dir, bucket, emulator):
     assert _generations(emulator, bucket) == before  # nothing was written
 
 
-def test_a_different_model_under_a_published_version_is_refused(model_dir, bucket, copy_model):
+def test_a_different_model_under_a_published_version_is_refused(model_dir, bucket, edit_model):
     assert _publish(model_dir, bucket).returncode == 0
-    other = copy_model()
-    data = (other / "model.tflite").read_bytes() + b"\0"  # same version name, different bytes
-    (other / "model.tflite").write_bytes(data)
-    manifest = json.loads((other / "manifest.json").read_text())
-    manifest.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    # same version name, different bytes (and a manifest that matches them)
+    other = edit_model("other", model_bytes=(model_dir / "model.tflite").read_bytes() + b"\0")
     again = _publish(other, bucket)
     assert again.returncode == 1
     assert "already exists with a different model" in again.stderr and "MODEL_URI=" not in again.stdout
