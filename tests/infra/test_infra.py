@@ -207,6 +207,45 @@ def test_bundle_holds_the_function_only(tmp_path):
     assert (tmp_path / "again.zip").read_bytes() == out.read_bytes()  # reproducible
 
 
+# Run inside the unpacked bundle: Cloud Functions has no editable install of the package, so its
+# path is dropped and `postergenre` can only come from the bundle itself.
+SERVE_FROM_BUNDLE = """
+import json, sys
+from pathlib import Path
+
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(sys.argv[1]).resolve()]
+import functions_framework
+
+client = functions_framework.create_app(target="predict", source="main.py").test_client()
+import postergenre
+
+answer = client.post("/", data=Path(sys.argv[2]).read_bytes(), content_type="image/jpeg")
+assets = [client.get(path).status_code for path in ("/openapi.yaml", "/static/app.js")]
+print(json.dumps({"package": postergenre.__file__, "status": answer.status_code, "body": answer.get_json(), "assets": assets}))
+"""
+
+
+def test_the_bundle_serves_as_cloud_functions_builds_it(tmp_path, model_dir):
+    """Cloud Functions unpacks the zip and serves main.py from its root through functions-framework:
+    here too, with the package imported from the unpacked copy, not from function/."""
+    from infra import bundle
+    from tests.helpers.images import poster
+
+    source, image = tmp_path / "source", tmp_path / "poster.jpg"
+    bundle.build(tmp_path / "source.zip")
+    with zipfile.ZipFile(tmp_path / "source.zip") as archive:
+        archive.extractall(source)
+    assert (source / "main.py").is_file() and (source / "requirements.txt").is_file()
+    image.write_bytes(poster("Blue"))
+    env = {**os.environ, "MODEL_URI": str(model_dir)}
+    done = subprocess.run([sys.executable, "-c", SERVE_FROM_BUNDLE, str(ROOT / "function"), str(image)], cwd=source, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(served["package"]).resolve().is_relative_to(source.resolve()), served["package"]
+    assert (served["status"], served["body"]["genres"], served["assets"]) == (200, ["Blue"], [200, 200]), served
+
+
 def test_bundle_takes_tracked_files_only(tmp_path):
     """A stray .env, a local venv or a cache next to the code never reaches the cloud."""
     from infra import bundle
