@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,21 +56,27 @@ def poster_jpeg(width: int, height: int, seed: int = 0) -> bytes:
     return out.getvalue()
 
 
-def tree_rss_mb(pid: int) -> float:
-    total, stack = 0.0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            stack += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
-            continue
-        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
-    return total
-
-
 class Proc(ServerProcess):
     """A server under test; first_200 measures from process spawn to the first classified poster."""
+
+    @contextlib.contextmanager
+    def peak_sampled(self, every_s: float = 0.05) -> Iterator[list[float]]:
+        """The highest resident memory (MB) of the serving processes, sampled while inside (a list:
+        its one value is the peak so far)."""
+        peak, done = [0.0], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], self.rss_bytes() / 2**20)
+                time.sleep(every_s)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            yield peak
+        finally:
+            done.set()
+            sampler.join()
 
     def first_200(self, body: bytes, timeout: float = 120) -> float:
         deadline = time.monotonic() + timeout
@@ -221,7 +229,7 @@ def site_packages(python: str) -> Path:
     return Path(out.stdout.strip())
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--function-python", default=str(ROOT / ".venv/bin/python"))
     parser.add_argument("--tf-python", default=str(ROOT / ".venv-test/bin/python"))
@@ -235,53 +243,76 @@ def main() -> int:
     args = parser.parse_args()
     # absolute, but not resolved: a venv's python is a symlink to the base interpreter
     args.function_python, args.tf_python = os.path.abspath(args.function_python), os.path.abspath(args.tf_python)
+    return args
 
+
+def main() -> int:
+    args = parse_args()
     memory: list = []
     if not args.only_batch:
-        print("memory per format ...", flush=True)
-        memory = memory_per_format(args.function_python, args.function_dir)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "memory.json").write_text(json.dumps(memory, indent=2) + "\n")
-        print(memory_table(memory), flush=True)
+        memory = measure_memory(args)
         if args.memory_only:
             return 0
-
     typical, large = poster_jpeg(300, 450), poster_jpeg(3000, 4500, seed=1)
-    results: dict = {
+    posters = [poster_jpeg(300, 450, seed=10 + i) for i in range(16)]
+    results = describe_run(typical, large)
+    if args.only_batch:
+        results["batch_threads1"] = measure_batch_only(args, typical, posters)
+        print(batch_table(results["batch_threads1"]))
+        return 0
+    print("cold start ...", flush=True)
+    results["cold_ours_s"] = cold_start(ours(args.function_python), typical, args.runs)
+    results["cold_tf_s"] = cold_start(tf_baseline(args.tf_python), typical, args.runs)
+    print("warm latency, throughput, memory ...", flush=True)
+    for threads in (1, 2):
+        results.update(measure_warm(args, threads, typical, large, posters))
+    results.update(measure_tf_baseline(args, typical))
+    results.update(measure_sizes(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(batch_table(results["batch_threads1"]))
+    print()
+    print(memory_table(memory))
+    return 0
+
+
+def measure_memory(args: argparse.Namespace) -> list[dict]:
+    """The memory-per-format matrix, written to OUT/memory.json and printed."""
+    print("memory per format ...", flush=True)
+    memory = memory_per_format(args.function_python, args.function_dir)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "memory.json").write_text(json.dumps(memory, indent=2) + "\n")
+    print(memory_table(memory), flush=True)
+    return memory
+
+
+def describe_run(typical: bytes, large: bytes) -> dict:
+    """When, where and on which model the figures were measured."""
+    return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, {platform.platform()}",
         "model": json.loads((MODEL_DIR / "manifest.json").read_text())["version"],
         "typical_bytes": len(typical),
         "large_bytes": len(large),
     }
-    posters = [poster_jpeg(300, 450, seed=10 + i) for i in range(16)]
-    if args.only_batch:
-        server = Proc(*ours(args.function_python, threads=1))
-        try:
-            server.first_200(typical)
-            results["batch_threads1"] = batch_vs_single(server.url, posters, args.runs)
-        finally:
-            server.stop()
-        print(batch_table(results["batch_threads1"]))
-        return 0
-    print("cold start ...", flush=True)
-    results["cold_ours_s"] = cold_start(ours(args.function_python), typical, args.runs)
-    results["cold_tf_s"] = cold_start(tf_baseline(args.tf_python), typical, args.runs)
 
-    print("warm latency, throughput, memory ...", flush=True)
-    for threads in (1, 2):
-        server = Proc(*ours(args.function_python, threads=threads))
-        peak = [0.0]
-        sampling = threading.Event()
 
-        def sample(pid: int = server.proc.pid) -> None:
-            while not sampling.is_set():
-                peak[0] = max(peak[0], tree_rss_mb(pid))
-                time.sleep(0.05)
+def measure_batch_only(args: argparse.Namespace, typical: bytes, posters: list[bytes]) -> dict:
+    server = Proc(*ours(args.function_python, threads=1))
+    try:
+        server.first_200(typical)
+        return batch_vs_single(server.url, posters, args.runs)
+    finally:
+        server.stop()
 
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        try:
+
+def measure_warm(args: argparse.Namespace, threads: int, typical: bytes, large: bytes, posters: list[bytes]) -> dict:
+    """Warm latency (THREADS=2), throughput, batch vs single (THREADS=1, per core) and peak memory."""
+    results: dict = {}
+    server = Proc(*ours(args.function_python, threads=threads))
+    try:
+        with server.peak_sampled() as peak:
             server.first_200(typical)
             latencies(server.url, typical, 20)  # warm-up
             if threads == 2:
@@ -290,32 +321,30 @@ def main() -> int:
             results[f"throughput_threads{threads}"] = [throughput(server.url, typical, c, args.seconds) for c in (1, 4, 8)]
             if threads == 1:  # per core: one worker thread, one interpreter
                 results["batch_threads1"] = batch_vs_single(server.url, posters, args.runs)
-        finally:
-            sampling.set()
-            sampler.join()
-            server.stop()
-        results[f"peak_rss_mb_threads{threads}"] = peak[0]
+    finally:
+        server.stop()
+    results[f"peak_rss_mb_threads{threads}"] = peak[0]
+    return results
 
+
+def measure_tf_baseline(args: argparse.Namespace, typical: bytes) -> dict:
     tf_server = Proc(*tf_baseline(args.tf_python))
     try:
         tf_server.first_200(typical)
-        results["tf_typical_ms"] = latencies(tf_server.url, typical, max(20, args.requests // 4))
-        results["tf_rss_mb"] = tree_rss_mb(tf_server.proc.pid)
+        return {"tf_typical_ms": latencies(tf_server.url, typical, max(20, args.requests // 4)), "tf_rss_mb": tf_server.rss_bytes() / 2**20}
     finally:
         tf_server.stop()
 
-    fn_site, tf_site = site_packages(args.function_python), site_packages(args.tf_python)
-    results["installed_function_mb"] = du_mb([fn_site])
-    results["installed_tensorflow_mb"] = du_mb([p for p in tf_site.iterdir() if p.name.split("-")[0].split("_")[0] in ("tensorflow", "keras", "tf", "tensorboard")])
-    results["model_mb"] = (MODEL_DIR / "model.tflite").stat().st_size / 1e6
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
-    print(batch_table(results["batch_threads1"]))
-    print()
-    print(memory_table(memory))
-    return 0
+def measure_sizes(args: argparse.Namespace) -> dict:
+    """Installed dependencies of each server, and the model file."""
+    fn_site, tf_site = site_packages(args.function_python), site_packages(args.tf_python)
+    tf_parts = [p for p in tf_site.iterdir() if p.name.split("-")[0].split("_")[0] in ("tensorflow", "keras", "tf", "tensorboard")]
+    return {
+        "installed_function_mb": du_mb([fn_site]),
+        "installed_tensorflow_mb": du_mb(tf_parts),
+        "model_mb": (MODEL_DIR / "model.tflite").stat().st_size / 1e6,
+    }
 
 
 def batch_table(b: dict) -> str:

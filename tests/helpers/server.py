@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -61,18 +62,24 @@ class ServerProcess:
             self._out.close()
 
     def _status(self, pid: int, field: str) -> int:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        """A /proc status figure in bytes; 0 for a process that has just exited."""
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            return 0
+        for line in lines:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
         raise KeyError(field)
 
     def pids(self) -> list[int]:
-        """The server's process and its descendants (gunicorn: the arbiter, then its worker)."""
+        """The server's process and its descendants, parents first (gunicorn: the arbiter, then its worker)."""
         pids, stack = [], [self.proc.pid]
         while stack:
             pid = stack.pop(0)
             pids.append(pid)
-            stack += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+            with contextlib.suppress(OSError):  # exited meanwhile: no children
+                stack += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
         return pids
 
     def rss_bytes(self) -> int:
