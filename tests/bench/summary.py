@@ -24,6 +24,8 @@ RESULTS = ROOT / "tests/bench/results"
 MANIFEST = ROOT / "function/model/manifest.json"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 QUALITY = (("mAP_macro", "mAP"), ("roc_auc_macro", "ROC-AUC"), ("one_error", "one-error (lower is better)"), ("f1_macro", "F1 macro"), ("f1_micro", "F1 micro"))
+# The product's quality bar (a target, not a measurement): macro over the genres with enough positives.
+QUALITY_BAR = {"mAP_macro": ">= 0.34", "roc_auc_macro": ">= 0.775", "one_error": "<= 0.315", "f1_macro": ">= 0.34", "f1_micro": ">= 0.50"}
 
 
 def pct(values: list[float], q: int) -> float:
@@ -53,12 +55,14 @@ def link(path: Path) -> str:
 
 def quality(report: dict) -> list[str]:
     shipped = report["shipped"]
-    folds, prior = report["cv"][shipped]["folds"], report["baselines"]["label_prior"]
+    folds, common, prior = report["cv"][shipped]["folds"], report["cv"][shipped]["pooled_common"], report["baselines"]["label_prior"]
     lines = [f"Quality: {report['data']['folds']}-fold cross-validation on {report['data']['counts']['used']:,} posters, "
              f"{len(report['labels'])} genres, mean ± sd over folds ({link(REPORT.with_suffix('.md'))}, from {link(REPORT)}):", "",
              "| model | " + " | ".join(title for _, title in QUALITY) + " |", "|---|" + "---|" * len(QUALITY)]
     lines.append("| label prior (baseline) | " + " | ".join(f"{prior[key]:.3f}" for key, _ in QUALITY) + " |")
     lines.append(f"| **{shipped}** (shipped) | " + " | ".join(f"{folds[key]['mean']:.3f} ± {folds[key]['sd']:.3f}" for key, _ in QUALITY) + " |")
+    lines.append(f"| {shipped}, the {common['genres']} common genres, pooled out-of-fold | " + " | ".join(f"{common[key]:.3f}" for key, _ in QUALITY) + " |")
+    lines.append("| quality bar (target, common genres) | " + " | ".join(QUALITY_BAR[key] for key, _ in QUALITY) + " |")
     return lines
 
 
