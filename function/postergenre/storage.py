@@ -1,7 +1,7 @@
 """Model artifacts in Cloud Storage: one lazily created client, retried reads within a deadline.
 
 On Cloud Functions the instance's temp dir is an in-memory filesystem, so the downloaded model
-counts against the instance's memory (about 5 MB here).
+counts against the instance's memory (as much as the model file: manifest size_bytes, see function/README.md).
 """
 
 from __future__ import annotations
