@@ -96,5 +96,8 @@ versions: .venv/.installed ## list published versions: publish time, headline va
 bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
 	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python
 
+figures: ## rewrite README.md's figures from tests/bench/results/*.json and train/reports/report.json (tests/docs checks them)
+	$(PYTHON) -m tests.bench.summary
+
 clean: ## remove build outputs (keeps the virtual environments)
 	rm -rf build bench-results test-artifacts

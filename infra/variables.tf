@@ -45,7 +45,7 @@ variable "source_zip" {
 }
 
 variable "memory_mb" {
-  description = "Memory per instance in MiB (tests/bench: peak RSS about 150 MB at 2 threads); also the MEMORY_MB env var the app sizes its limits from."
+  description = "Memory per instance in MiB (peak RSS per input: tests/bench/results/memory-*.json); also the MEMORY_MB env var the app sizes its limits from."
   type        = number
   default     = 512
 }

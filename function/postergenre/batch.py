@@ -8,7 +8,7 @@ Limits (the same model as a single request): the body is bounded by MAX_UPLOAD_B
 JSON text and its parsed strings hold at most about twice that; instances are decoded one at a
 time and each one's text is released once decoded, so the pixel memory of a batch is that of one
 poster. MAX_BATCH bounds how long one request holds a worker: about MAX_BATCH x the latency of one
-poster (16 x about 35 ms, 46 with explanations, on one core with the bundled v2 ensemble: see the README's benchmarks).
+poster (measured by make bench, with and without explanations: tests/bench/results/, see tests/README.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ deadline, the model downloaded once. Publishing and listing versions (the ops si
 publishing.py, on the same client and retries.
 
 On Cloud Functions the instance's temp dir is an in-memory filesystem, so the downloaded model
-counts against the instance's memory (about 5 MB here).
+counts against the instance's memory (as much as the model file: manifest size_bytes, see function/README.md).
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def just_over(memory_mb: int) -> Worst:
 
 
 def issue_inputs() -> list[Worst]:
-    """The uploads measured in issue 11 against the old server (726 MB, 725 MB, 1,191 MB each)."""
+    """The uploads measured in issue 11 against the old server (figures: tests/README.md, Records)."""
     return [
         Worst("issue 11: RGBA PNG 6000x6600", "PNG", "RGBA", (6000, 6600), "image/png"),
         Worst("issue 11: lossy RGBA WebP 6000x6600", "WEBP", "RGBA", (6000, 6600), "image/webp", (("quality", 50),)),
