@@ -48,7 +48,7 @@ def _predictor():
 def _classify(request: flask.Request) -> flask.Response:
     from postergenre import imaging  # numpy + Pillow: imported by the worker on first use (see loader.py)
 
-    allocator.tune()
+    allocator.tune_allocator()
     limits = imaging.Limits(SETTINGS.decode_budget_bytes, SETTINGS.decode_cpu_seconds, SETTINGS.max_jpeg_scans, DECODE_BUDGET)
     explain_too = query.explain_requested(request.args)
     if (items := batch.instances(request, SETTINGS.max_upload_bytes, SETTINGS.max_batch)) is not None:

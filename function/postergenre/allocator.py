@@ -14,7 +14,7 @@ _libc = None
 _tuned = False
 
 
-def tune() -> None:
+def tune_allocator() -> None:
     """Make freed image memory go back to the system (RSS returns to the base after a burst).
 
     Pillow allocates images in 16 MiB blocks through malloc; glibc raises its mmap threshold after
