@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postergenre.artifact import HEADLINE_KEYS
+from postergenre.artifact import HEADLINE_KEYS as HEADLINE  # the manifest's headline metrics
 from train import calibrate, heads, metrics
 
 # The quality bar is macro over genres with >= 10 positives among 1,000 held-back posters.
@@ -59,7 +59,7 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
     per_fold = [metrics.evaluate(labels[folds == k], scores[folds == k], pred[folds == k]) for k in range(folds.max() + 1)]
     return {
         "folds": {key: {"mean": float(np.mean([f[key] for f in per_fold])), "sd": float(np.std([f[key] for f in per_fold], ddof=1)),
-                        "values": [f[key] for f in per_fold]} for key in HEADLINE_KEYS},
+                        "values": [f[key] for f in per_fold]} for key in HEADLINE},
         "pooled": metrics.evaluate(labels, scores, pred),
         "pooled_common": {"genres": int(common.sum()), **metrics.evaluate(labels[:, common], scores[:, common], pred[:, common])},
     }
