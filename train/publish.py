@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from postergenre import publishing
+from postergenre.publishing import PublishError, publish, use_project
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,10 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("prefix", nargs="?", default="models")
     parser.add_argument("--project", default=None, help="Google Cloud project (default: GOOGLE_CLOUD_PROJECT or gcloud's)")
     args = parser.parse_args(argv)
-    publishing.use_project(args.project)
+    use_project(args.project)
     try:
-        uri = publishing.publish(args.model_dir, args.bucket, args.prefix)
-    except publishing.PublishError as exc:
+        uri = publish(args.model_dir, args.bucket, args.prefix)
+    except PublishError as exc:
         print(f"publish: error: {exc}", file=sys.stderr)
         return 1
     print(f"MODEL_URI={uri}")

@@ -4,9 +4,12 @@ Used by train/publish.py (make publish, make deploy), infra/versions.py (make ve
 verify step of deploy and rollback) and make emulate; the function itself only reads
 (storage.py), on the same client and retries.
 
-Publishing writes gs://BUCKET/PREFIX/<version>/ with ``if_generation_match=0`` (the object must
-not exist: no racy exists-check) and crc32c-verified uploads. The manifest goes last, so a
-version is only complete - and loadable - once both files are there. It is idempotent: when the
+Publishing writes gs://BUCKET/PREFIX/<version>/ as crc32c-verified uploads. The manifest goes
+last, so a version is only complete - and loadable - once both files are there. Immutable twice
+over: every object of the version that already exists is compared with the local artifact
+(sha256) before anything is uploaded (fake-gcs-server ignores generation preconditions on the
+resumable uploads the client uses for large files), and each upload still carries
+``if_generation_match=0``, which closes the race with another publisher. It is idempotent: when the
 version already holds a model with the same sha256 (a redeploy of the same artifact, or a publish
 cut short before the manifest), it completes or keeps what is there; a different model under that
 version is refused. Verifying is the function's own load check, run before an apply instead of
@@ -92,7 +95,7 @@ def _upload(bucket, model_dir: Path, name: str, object_prefix: str, manifest: ar
             checksum="crc32c",
             content_type="application/json" if name == artifact.MANIFEST_FILE else "application/octet-stream",
         )
-    except gexc.PreconditionFailed:
+    except gexc.PreconditionFailed:  # another publisher created it since the check in publish()
         _already_there(bucket, object_prefix + name, manifest, uri)
         return
     blob.reload()
@@ -113,8 +116,13 @@ def publish(model_dir: Path, bucket_name: str, prefix: str = "models") -> str:
         bucket = storage.client().bucket(bucket_name)
         if not bucket.exists():
             raise PublishError(f"Bucket {bucket_name} does not exist (Terraform creates it: see README).")
-        for name in (artifact.MODEL_FILE, artifact.MANIFEST_FILE):  # the manifest last
-            _upload(bucket, model_dir, name, object_prefix, manifest, uri)
+        names = (artifact.MODEL_FILE, artifact.MANIFEST_FILE)  # the manifest last
+        present = {name for name in names if bucket.blob(object_prefix + name).exists()}
+        for name in sorted(present):  # refuses a different model before any upload
+            _already_there(bucket, object_prefix + name, manifest, uri)
+        for name in names:
+            if name not in present:
+                _upload(bucket, model_dir, name, object_prefix, manifest, uri)
     except (OSError, auth_exc.GoogleAuthError) as exc:  # no project, no credentials or no network
         raise PublishError(
             f"Cannot reach or authenticate to Cloud Storage ({exc.__class__.__name__}: {exc}). "
