@@ -22,7 +22,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="artifact directory to create")
     parser.add_argument("--arch", choices=("ensemble", "seed-cnn"), default="ensemble")
     parser.add_argument("--weights", default="build/weights", help="folder made by `make weights`, or 'none' (random weights: tests)")
-    parser.add_argument("--backbones", default="mobilenetv2,lite0", help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b)")
+    parser.add_argument(
+        "--backbones", default="mobilenetv2,lite0", help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b)"
+    )
     parser.add_argument("--candidates", default="", help="more backbones cross-validated for the report only, e.g. lite0,lite1")
     parser.add_argument("--height", type=int, default=336)
     parser.add_argument("--width", type=int, default=224)
@@ -43,10 +45,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cv-only", action="store_true", help="stop after cross-validation (to compare backbones)")
     parser.add_argument("--parity-posters", type=int, default=200)
     parser.add_argument("--seed-epochs", type=int, default=5, help="epochs for --arch seed-cnn (published: 5)")
-    parser.add_argument("--val-fraction", type=float, default=0.15, help="validation share of v1's single split (--arch seed-cnn, --compare)")
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.15, help="validation share of v1's single split (--arch seed-cnn, --compare)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N posters (smoke runs)")
-    parser.add_argument("--compare", type=Path, default=None,
-                        help="report.json of v1 (single split, with its seed-CNN run): compared on its validation posters")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="report.json of v1 (single split, with its seed-CNN run): compared on its validation posters",
+    )
     parser.add_argument("--name", default="postergenre-ensemble")
     parser.add_argument("--version", default=None, help="artifact version (default: UTC timestamp)")
     parser.add_argument("--reports-dir", type=Path, default=None, help="also copy report.md, report.json and plots here")
@@ -76,7 +84,9 @@ def _split(args: argparse.Namespace, spec: artifact.InputSpec) -> tuple[data.Dat
     args.out.mkdir(parents=True, exist_ok=True)
     splits = {"seed": args.seed, "train": [dataset.ids[i] for i in train_idx], "validation": [dataset.ids[i] for i in val_idx]}
     (args.out / "splits.json").write_text(json.dumps(splits) + "\n", encoding="utf-8")
-    print(f"posters: {dataset.counts}; train {len(train_idx)}, validation {len(val_idx)}; dropped genres {dataset.dropped_labels}", flush=True)
+    print(
+        f"posters: {dataset.counts}; train {len(train_idx)}, validation {len(val_idx)}; dropped genres {dataset.dropped_labels}", flush=True
+    )
     return dataset, train_idx, val_idx
 
 
@@ -84,7 +94,9 @@ def _scored(y_val: np.ndarray, scores: np.ndarray, labels: list[str], seed: int)
     chosen, f1 = calibrate.thresholds(y_val, scores)
     return {
         "metrics": metrics.evaluate(y_val, scores, metrics.decide(scores, chosen)),
-        "crossfit_decisions": metrics.evaluate(y_val, scores, calibrate.crossfit_decisions(y_val, scores, np.random.default_rng(seed).permutation(len(y_val)) % 2)),
+        "crossfit_decisions": metrics.evaluate(
+            y_val, scores, calibrate.crossfit_decisions(y_val, scores, np.random.default_rng(seed).permutation(len(y_val)) % 2)
+        ),
         "calibration": {"thresholds": {label: float(t) for label, t in zip(labels, chosen, strict=True)}, "f1_at_threshold": f1.tolist()},
         "thresholds_array": chosen,
     }
@@ -153,8 +165,17 @@ def _cross_validate(args, dataset, feats, keys, options) -> dict:
     return {"folds": folds, "epochs": epochs, "curves": curves, "oof": oof, "sets": sets}
 
 
-HEAD_FLAGS = {"hidden": "hidden", "input_dropout": "input_dropout", "dropout": "dropout", "max_epochs": "max_epochs", "head_lr": "lr",
-              "weight_decay": "weight_decay", "batch_size": "batch_size", "rank_weight": "rank_weight", "head_seeds": "seeds"}
+HEAD_FLAGS = {
+    "hidden": "hidden",
+    "input_dropout": "input_dropout",
+    "dropout": "dropout",
+    "max_epochs": "max_epochs",
+    "head_lr": "lr",
+    "weight_decay": "weight_decay",
+    "batch_size": "batch_size",
+    "rank_weight": "rank_weight",
+    "head_seeds": "seeds",
+}
 
 
 class _Clock:
@@ -202,14 +223,18 @@ def run_ours(args: argparse.Namespace) -> None:
     costs["+".join(args.backbones)] = {**export.latency(manifest, tflite, posters[:10]), "params": int(net.count_params())}
     training = _training_record(args, dataset, options, cv["epochs"], int(net.count_params()), clock.phases)
     shipped_cv = cv["sets"]["+".join(args.backbones)]
-    manifest = artifact.write(args.out, tflite, {
-        **manifest,
-        "label_rule": f"genres with fewer than {args.min_examples} positive posters in the dataset are not predicted",
-        "dropped_labels": dataset.dropped_labels,
-        "training": training,
-        "metrics": artifact.metrics_entry(shipped_cv["folds"], shipped_cv["pooled"]),
-        "parity": parity,
-    })
+    manifest = artifact.write(
+        args.out,
+        tflite,
+        {
+            **manifest,
+            "label_rule": f"genres with fewer than {args.min_examples} positive posters in the dataset are not predicted",
+            "dropped_labels": dataset.dropped_labels,
+            "training": training,
+            "metrics": artifact.metrics_entry(shipped_cv["folds"], shipped_cv["pooled"]),
+            "parity": parity,
+        },
+    )
     _write_report(args, dataset, cv, manifest, training, chosen, f1_at, costs, clock.total())
     print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
 
@@ -257,11 +282,11 @@ def _training_record(args: argparse.Namespace, dataset: data.Dataset, options, e
     """The manifest's and the report's "training": how the shipped model was made."""
     return {
         "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
-                f"each: global average pool + {options.seeds} MLP heads; scores averaged over heads, then over backbones",
+        f"each: global average pool + {options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
         "posters": dataset.counts,
         "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "
-                     "out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; heads refit on all posters",
+        "out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; heads refit on all posters",
         "epochs": epochs,
         "head": asdict(options),
         "params": params,
@@ -269,8 +294,17 @@ def _training_record(args: argparse.Namespace, dataset: data.Dataset, options, e
     }
 
 
-def _write_report(args, dataset: data.Dataset, cv: dict, manifest: dict, training: dict, chosen: np.ndarray, f1_at: np.ndarray,
-                  costs: dict, train_seconds: float) -> None:
+def _write_report(
+    args,
+    dataset: data.Dataset,
+    cv: dict,
+    manifest: dict,
+    training: dict,
+    chosen: np.ndarray,
+    f1_at: np.ndarray,
+    costs: dict,
+    train_seconds: float,
+) -> None:
     """report.json, report.md and the plots next to the artifact (and into --reports-dir)."""
     labels, names, shipped = dataset.labels, dataset.label_names, "+".join(args.backbones)
     full = {
@@ -278,8 +312,13 @@ def _write_report(args, dataset: data.Dataset, cv: dict, manifest: dict, trainin
         "labels": names,
         "shipped": shipped,
         "data": {
-            "min_examples": args.min_examples, "dropped_labels": dataset.dropped_labels, "counts": dataset.counts, "folds": args.folds,
-            "fold_seed": args.seed, "positives": labels.sum(axis=0).astype(int).tolist(), "prior": labels.mean(axis=0).tolist(),
+            "min_examples": args.min_examples,
+            "dropped_labels": dataset.dropped_labels,
+            "counts": dataset.counts,
+            "folds": args.folds,
+            "fold_seed": args.seed,
+            "positives": labels.sum(axis=0).astype(int).tolist(),
+            "prior": labels.mean(axis=0).tolist(),
         },
         "training": training,
         "baselines": _baselines(labels, cv["folds"]),
@@ -337,10 +376,18 @@ def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict
     pred = calibrate.crossfit_decisions(dataset.labels, oof, cv["folds"])[val]
     return {
         "posters": len(val),
-        "v1": {**v1["ours"]["metrics"], "crossfit_f1_macro": v1["ours"]["crossfit_decisions"]["f1_macro"],
-               "crossfit_f1_micro": v1["ours"]["crossfit_decisions"]["f1_micro"], "size_mb": v1["ours"]["size_mb"]},
-        "seed_cnn": {**v1["seed_cnn"]["metrics"], "crossfit_f1_macro": v1["seed_cnn"]["crossfit_decisions"]["f1_macro"],
-                     "crossfit_f1_micro": v1["seed_cnn"]["crossfit_decisions"]["f1_micro"], "size_mb": v1["seed_cnn"]["size_mb"]},
+        "v1": {
+            **v1["ours"]["metrics"],
+            "crossfit_f1_macro": v1["ours"]["crossfit_decisions"]["f1_macro"],
+            "crossfit_f1_micro": v1["ours"]["crossfit_decisions"]["f1_micro"],
+            "size_mb": v1["ours"]["size_mb"],
+        },
+        "seed_cnn": {
+            **v1["seed_cnn"]["metrics"],
+            "crossfit_f1_macro": v1["seed_cnn"]["crossfit_decisions"]["f1_macro"],
+            "crossfit_f1_micro": v1["seed_cnn"]["crossfit_decisions"]["f1_micro"],
+            "size_mb": v1["seed_cnn"]["size_mb"],
+        },
         "label_prior": v1["baselines"]["label_prior"],
         "predict_nothing": v1["baselines"]["predict_nothing"],
         "ensemble_oof": metrics.evaluate(y, oof[val], pred),

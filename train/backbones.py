@@ -103,7 +103,9 @@ def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1
     path = None if weights is None else weights / MOBILENET_FILE
     if path is not None and not path.exists():
         raise FileNotFoundError(f"{path} not found: run `make weights` (python -m train.weights) first")
-    base = keras.applications.MobileNetV2(input_shape=(height, width, 3), include_top=False, alpha=alpha, weights=None if path is None else str(path))
+    base = keras.applications.MobileNetV2(
+        input_shape=(height, width, 3), include_top=False, alpha=alpha, weights=None if path is None else str(path)
+    )
     return keras.Model(image, base(scaled), name="mobilenetv2")
 
 
@@ -136,5 +138,5 @@ def calibrate_batchnorm(net: keras.Model, images: np.ndarray) -> None:
     for layer in norms:
         layer.momentum, layer.trainable = 0.0, True
     net(images.astype(np.float32), training=True)
-    for layer, (momentum, trainable) in zip(norms, saved):
+    for layer, (momentum, trainable) in zip(norms, saved, strict=True):
         layer.momentum, layer.trainable = momentum, trainable

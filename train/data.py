@@ -62,8 +62,8 @@ def apply_min_examples(labels: np.ndarray, names: list[str], min_examples: int) 
     """Drop genres with fewer than ``min_examples`` positives: too few to learn or to calibrate."""
     counts = labels.sum(axis=0)
     keep = counts >= min_examples
-    dropped = {n: int(c) for n, c, k in zip(names, counts, keep) if not k}
-    return labels[:, keep], [n for n, k in zip(names, keep) if k], dropped
+    dropped = {n: int(c) for n, c, k in zip(names, counts, keep, strict=True) if not k}
+    return labels[:, keep], [n for n, k in zip(names, keep, strict=True) if k], dropped
 
 
 def load(root: Path, spec: artifact.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
@@ -85,7 +85,7 @@ def load(root: Path, spec: artifact.InputSpec, min_examples: int, limit: int | N
     with ThreadPoolExecutor(workers) as pool:
         decoded = list(tqdm(pool.map(decode, ids), total=len(ids), desc="decode posters", unit="img"))
     ok = np.array([d is not None for d in decoded])
-    missing = [i for i, d in zip(ids, decoded) if d is None]
+    missing = [i for i, d in zip(ids, decoded, strict=True) if d is None]
     if not ok.any():
         raise DataError(f"none of the {len(ids)} posters in {root}/Images could be read: {LAYOUT}")
     labels, names, dropped = apply_min_examples(labels[ok], names, min_examples)
@@ -95,7 +95,7 @@ def load(root: Path, spec: artifact.InputSpec, min_examples: int, limit: int | N
             f"(most: {max(dropped.values())}); use more posters (--limit) or a lower --min-examples"
         )
     images = np.stack([d for d in decoded if d is not None])
-    kept_ids = [i for i, good in zip(ids, ok) if good]
+    kept_ids = [i for i, good in zip(ids, ok, strict=True) if good]
     counts = {
         "rows_unique": len(ids),
         "duplicate_rows": duplicates,

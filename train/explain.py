@@ -117,7 +117,9 @@ def signatures(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     maps = [_logits_map(inputs[features[id(f)][0]], head) for f, head, _ in found]
     rows, cols = maps[0].shape[1], maps[0].shape[2]
     maps = [m if tuple(m.shape[1:3]) == (rows, cols) else layers.Resizing(rows, cols, "bilinear")(m) for m in maps]
-    combined = maps[0] if len(maps) == 1 else ops.sum(ops.stack([m * weight for m, (_, _, weight) in zip(maps, found)]), axis=0)
+    combined = (
+        maps[0] if len(maps) == 1 else ops.sum(ops.stack([m * weight for m, (_, _, weight) in zip(maps, found, strict=True)]), axis=0)
+    )
     explaining = keras.Model(inputs, {"explanations": layers.Identity(name="explanations")(combined)}, name=f"{model.name}_explaining")
     return scoring, explaining
 

@@ -95,7 +95,9 @@ def parity(keras_model: keras.Model, manifest: dict, tflite: bytes, posters: lis
         "poster_decision_agreement": float((keras_dec == lite_dec).all(axis=1).mean()),
     }
     if result["decision_agreement"] < MIN_DECISION_AGREEMENT:
-        raise ParityError(f"TFLite decisions agree with Keras on {result['decision_agreement']:.2%} < {MIN_DECISION_AGREEMENT:.0%}: {result}")
+        raise ParityError(
+            f"TFLite decisions agree with Keras on {result['decision_agreement']:.2%} < {MIN_DECISION_AGREEMENT:.0%}: {result}"
+        )
     return result
 
 
@@ -118,5 +120,10 @@ def latency(manifest: dict, tflite: bytes, posters: list[bytes], repeats: int = 
             done = time.perf_counter()
             decode_ms.append(1000 * (decoded - start))
             total_ms.append(1000 * (done - start))
-    return {"posters": len(posters), "runs": len(total_ms), "p50_ms": round(statistics.median(total_ms), 2),
-            "decode_p50_ms": round(statistics.median(decode_ms), 2), "size_mb": round(len(tflite) / 1e6, 2)}
+    return {
+        "posters": len(posters),
+        "runs": len(total_ms),
+        "p50_ms": round(statistics.median(total_ms), 2),
+        "decode_p50_ms": round(statistics.median(decode_ms), 2),
+        "size_mb": round(len(tflite) / 1e6, 2),
+    }

@@ -60,7 +60,9 @@ class Batches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.images))
 
 
-def fit_seed_cnn(model: keras.Model, train_images: np.ndarray, train_labels: np.ndarray, epochs: int = 5, batch_size: int = 32, seed: int = 0) -> History:
+def fit_seed_cnn(
+    model: keras.Model, train_images: np.ndarray, train_labels: np.ndarray, epochs: int = 5, batch_size: int = 32, seed: int = 0
+) -> History:
     """As published: Adam 1e-3, binary cross-entropy, batch 32, 5 epochs, no augmentation."""
     start = time.monotonic()
     keras.utils.set_random_seed(seed)

@@ -69,7 +69,9 @@ def plot_thresholds(labels: list[str], thresholds: list[float], f1: list[float],
 PLOTS = ("cv_curves.png", "per_genre_ap.png", "thresholds.png")
 POOLED = artifact.SUMMARY_KEYS
 CV_COLUMNS = tuple((key, artifact.TITLES[key]) for key in ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro"))
-V1_COLUMNS = tuple((key, artifact.TITLES[key]) for key in ("mAP_macro", "roc_auc_macro", "one_error", "precision_at_3", "f1_macro", "f1_micro"))
+V1_COLUMNS = tuple(
+    (key, artifact.TITLES[key]) for key in ("mAP_macro", "roc_auc_macro", "one_error", "precision_at_3", "f1_macro", "f1_micro")
+)
 
 
 def write(out: Path, report: dict) -> None:
@@ -78,7 +80,9 @@ def write(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     labels, shipped = report["labels"], report["shipped"]
     plot_cv_curves(report["cv_curves"], report["training"]["epochs"], out / "cv_curves.png")
-    models = {name: result["pooled"]["per_label_ap"] for name, result in report["cv"].items() if len(result["members"]) == 1 or name == shipped}
+    models = {
+        name: result["pooled"]["per_label_ap"] for name, result in report["cv"].items() if len(result["members"]) == 1 or name == shipped
+    }
     plot_per_genre_ap(labels, models, np.array(report["data"]["prior"]), out / "per_genre_ap.png")
     calib = report["calibration"]
     plot_thresholds(labels, [calib["thresholds"][label] for label in labels], calib["f1_at_threshold"], out / "thresholds.png")
@@ -105,7 +109,15 @@ def markdown(report: dict) -> str:
     """report.md: the data, the cross-validation tables, v1's posters (when compared), parity, per genre."""
     sections = (_summary, _cross_validation, _v1_split, _parity, _per_genre)
     lines = [line for section in sections for line in section(report)]
-    lines += ["", "![cross-validation curves](cv_curves.png)", "", "![per-genre AP](per_genre_ap.png)", "", "![thresholds](thresholds.png)", ""]
+    lines += [
+        "",
+        "![cross-validation curves](cv_curves.png)",
+        "",
+        "![per-genre AP](per_genre_ap.png)",
+        "",
+        "![thresholds](thresholds.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -144,14 +156,33 @@ def _cross_validation(report: dict) -> list[str]:
         rows.append([name.replace("_", " "), *(_fmt(m[k]) for k, _ in CV_COLUMNS), *(_fmt(m[k]) for k in POOLED), "-", "-", "-"])
     for name, result in cv.items():
         cost = costs.get(name, {})
-        rows.append([f"**{name}** (shipped)" if name == shipped else name, *(_pm(result, k) for k, _ in CV_COLUMNS),
-                     *(_fmt(result["pooled"][k]) for k in POOLED), *(_fmt(cost.get(k)) for k in ("params", "size_mb", "p50_ms"))])
-    lines += _table(["model", *(t for _, t in CV_COLUMNS), "pooled mAP", "pooled ROC-AUC", "pooled one-error", "params", "file MB",
-                     "warm p50 ms, 1 thread"], rows)
+        rows.append(
+            [
+                f"**{name}** (shipped)" if name == shipped else name,
+                *(_pm(result, k) for k, _ in CV_COLUMNS),
+                *(_fmt(result["pooled"][k]) for k in POOLED),
+                *(_fmt(cost.get(k)) for k in ("params", "size_mb", "p50_ms")),
+            ]
+        )
+    lines += _table(
+        [
+            "model",
+            *(t for _, t in CV_COLUMNS),
+            "pooled mAP",
+            "pooled ROC-AUC",
+            "pooled one-error",
+            "params",
+            "file MB",
+            "warm p50 ms, 1 thread",
+        ],
+        rows,
+    )
     common = next(iter(cv.values()))["pooled_common"]["genres"]
     lines += ["", f"Pooled out-of-fold, macro over the {common} genres with at least 1% of posters (as the quality bar counts them):", ""]
-    lines += _table(["model", *(t for _, t in CV_COLUMNS)],
-                    [[name, *(_fmt(result["pooled_common"][k]) for k, _ in CV_COLUMNS)] for name, result in cv.items()])
+    lines += _table(
+        ["model", *(t for _, t in CV_COLUMNS)],
+        [[name, *(_fmt(result["pooled_common"][k]) for k, _ in CV_COLUMNS)] for name, result in cv.items()],
+    )
     return lines + [
         "",
         "File size and latency: fp16 TFLite, through the function's own `imaging.decode` and `model.Predictor` (LiteRT, one "
@@ -163,8 +194,13 @@ def _v1_split(report: dict) -> list[str]:
     if "v1_split" not in report:
         return []
     v1 = report["v1_split"]
-    rows = {"predict nothing": v1["predict_nothing"], "label prior": v1["label_prior"], "seed CNN (as published)": v1["seed_cnn"],
-            "v1 (MobileNetV2 fine-tuned, bundled before)": v1["v1"], f"{report['shipped']}, out-of-fold": v1["ensemble_oof"]}
+    rows = {
+        "predict nothing": v1["predict_nothing"],
+        "label prior": v1["label_prior"],
+        "seed CNN (as published)": v1["seed_cnn"],
+        "v1 (MobileNetV2 fine-tuned, bundled before)": v1["v1"],
+        f"{report['shipped']}, out-of-fold": v1["ensemble_oof"],
+    }
     lines = [
         "",
         f"## On v1's {v1['posters']} validation posters",
@@ -174,9 +210,13 @@ def _v1_split(report: dict) -> list[str]:
         "last two columns. The ensemble's figures are its out-of-fold scores on the same posters.",
         "",
     ]
-    return lines + _table(["model", *(t for _, t in V1_COLUMNS), "F1 macro, cross-fitted", "F1 micro, cross-fitted"],
-                          [[title, *(_fmt(m.get(k)) for k, _ in V1_COLUMNS), _fmt(m.get("crossfit_f1_macro")), _fmt(m.get("crossfit_f1_micro"))]
-                           for title, m in rows.items()])
+    return lines + _table(
+        ["model", *(t for _, t in V1_COLUMNS), "F1 macro, cross-fitted", "F1 micro, cross-fitted"],
+        [
+            [title, *(_fmt(m.get(k)) for k, _ in V1_COLUMNS), _fmt(m.get("crossfit_f1_macro")), _fmt(m.get("crossfit_f1_micro"))]
+            for title, m in rows.items()
+        ],
+    )
 
 
 def _parity(report: dict) -> list[str]:
@@ -184,8 +224,9 @@ def _parity(report: dict) -> list[str]:
     return [
         "",
         f"Parity, Keras (training pipeline) vs fp16 TFLite (the function's decode and loader) on {parity['posters']} posters: "
-        f"max |diff| {parity['max_abs_diff']:.4f}, mean |diff| {parity['mean_abs_diff']:.5f}, top-3 agreement {parity['top3_agreement']:.2%}, "
-        f"decision agreement {parity['decision_agreement']:.2%} (posters with identical genre sets {parity['poster_decision_agreement']:.2%}).",
+        f"max |diff| {parity['max_abs_diff']:.4f}, mean |diff| {parity['mean_abs_diff']:.5f}, "
+        f"top-3 agreement {parity['top3_agreement']:.2%}, decision agreement {parity['decision_agreement']:.2%} "
+        f"(posters with identical genre sets {parity['poster_decision_agreement']:.2%}).",
     ]
 
 
@@ -195,9 +236,19 @@ def _per_genre(report: dict) -> list[str]:
     members = [name for name, result in cv.items() if len(result["members"]) == 1 and name in shipped.split("+")]
     return ["", "## Per genre (out-of-fold)", ""] + _table(
         ["genre", "positives", "prior", *(f"AP {m}" for m in members), "AP ensemble", "ROC-AUC ensemble", "threshold", "F1 at threshold"],
-        [[label, str(data["positives"][j]), f"{data['prior'][j]:.3f}", *(_fmt(cv[m]["pooled"]["per_label_ap"][j]) for m in members),
-          _fmt(ensemble["per_label_ap"][j]), _fmt(ensemble["per_label_auc"][j]), f"{calib['thresholds'][label]:.2f}",
-          f"{calib['f1_at_threshold'][j]:.3f}"] for j, label in enumerate(report["labels"])],
+        [
+            [
+                label,
+                str(data["positives"][j]),
+                f"{data['prior'][j]:.3f}",
+                *(_fmt(cv[m]["pooled"]["per_label_ap"][j]) for m in members),
+                _fmt(ensemble["per_label_ap"][j]),
+                _fmt(ensemble["per_label_auc"][j]),
+                f"{calib['thresholds'][label]:.2f}",
+                f"{calib['f1_at_threshold'][j]:.3f}",
+            ]
+            for j, label in enumerate(report["labels"])
+        ],
     )
 
 

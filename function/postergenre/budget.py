@@ -61,7 +61,9 @@ WEBP_EXTRA_BYTES_PER_PIXEL = 8  # libwebp's animation decoder keeps two canvases
 TIFF_EXTRA_BYTES_PER_PIXEL = 1  # libtiff's strip buffers (rounded up from make bench --memory-only)
 
 
-def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: bool = False, coefficient_bytes: int = 0, encoded_bytes: int = 0) -> int:
+def estimate(
+    fmt: str, mode: str, decoded_size: tuple[int, int], transparency: bool = False, coefficient_bytes: int = 0, encoded_bytes: int = 0
+) -> int:
     """Peak bytes one decode holds beyond the warm process (see the module docstring); the request
     body and its base64-decoded copy (``2 * encoded_bytes``) are alive meanwhile too."""
     width, height = decoded_size
@@ -103,7 +105,11 @@ class DecodeBudget:
             while self.in_flight and self.in_flight + cost > self.total:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise Busy("busy", "The server is decoding other large images; retry shortly.", headers={"Retry-After": str(self.retry_after_s)})
+                    raise Busy(
+                        "busy",
+                        "The server is decoding other large images; retry shortly.",
+                        headers={"Retry-After": str(self.retry_after_s)},
+                    )
                 self._cond.wait(left)
             self.in_flight += cost
         try:

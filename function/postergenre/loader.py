@@ -57,7 +57,11 @@ class LazyModel:
 
                 self._predictor = load(self.uri, *self._args)
             except Exception as exc:  # any load fault is a 503, never a crash
-                error = exc if isinstance(exc, ModelUnavailable) else ModelUnavailable("model_unavailable", f"Model load failed: {exc.__class__.__name__}.")
+                error = (
+                    exc
+                    if isinstance(exc, ModelUnavailable)
+                    else ModelUnavailable("model_unavailable", f"Model load failed: {exc.__class__.__name__}.")
+                )
                 self._failure = (time.monotonic(), error)
                 logs.emit("ERROR", "model load failed", uri=self.uri, error_code=error.code, detail=error.message)
                 raise error from exc

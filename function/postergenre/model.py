@@ -61,7 +61,9 @@ def _explaining(runners: dict, scoring: Signature, manifest: Manifest) -> Signat
         inputs = explain.shapes(runner.get_input_details())
         given = {name: shape for name, shape in explain.shapes(outputs).items() if name != scoring.output}
         if not inputs or any(given.get(name) != shape for name, shape in inputs.items()):
-            raise ValueError(f"the explain signature's inputs {sorted(inputs)} are not feature outputs of the scoring signature {sorted(given)}")
+            raise ValueError(
+                f"the explain signature's inputs {sorted(inputs)} are not feature outputs of the scoring signature {sorted(given)}"
+            )
         name, grid = explain.find_map(runner.get_output_details(), len(manifest.labels))
         found = Signature(EXPLAIN_SIGNATURE, tuple(inputs), name)
     elif len(outputs) > 1:  # legacy: the map computed in the scoring graph itself

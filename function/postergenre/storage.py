@@ -80,7 +80,9 @@ def fetch_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
     remaining = lambda: max(0.5, end - time.monotonic())  # noqa: E731
     bucket = client().bucket(bucket_name)
     timeout = (3.0, 10.0)
-    raw = with_retries(lambda: bucket.blob(prefix + MANIFEST_FILE).download_as_bytes(retry=None, timeout=timeout), f"{uri}{MANIFEST_FILE}", remaining())
+    raw = with_retries(
+        lambda: bucket.blob(prefix + MANIFEST_FILE).download_as_bytes(retry=None, timeout=timeout), f"{uri}{MANIFEST_FILE}", remaining()
+    )
     manifest = read_manifest(raw)
     sha = str(manifest.get("sha256"))
     CACHE_DIR.mkdir(parents=True, exist_ok=True)

@@ -134,10 +134,19 @@ def memory_per_format(python: str, function_dir: Path, memory_mb: int = 512, thr
 
 
 def memory_table(rows: list[dict], memory_mb: int = 512, threads: int = 2) -> str:
-    lines = [f"Peak RSS of the serving processes, MEMORY_MB={memory_mb} THREADS={threads} (instance memory {memory_mb} MiB), warm base {rows[0]['base_mb']:.0f} MiB:", "",
-             "| input | pixels | file | status | peak alone | peak, THREADS at once | 1 s after |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['input']} | {r['size']} | {r['file_kb']} KB | {r['status']} | {r['peak_alone_mb']:.0f} MiB | {r['peak_together_mb']:.0f} MiB "
-              f"({'/'.join(map(str, r['statuses_together']))}) | {r['after_mb']:.0f} MiB |" for r in rows]
+    lines = [
+        f"Peak RSS of the serving processes, MEMORY_MB={memory_mb} THREADS={threads} (instance memory {memory_mb} MiB), "
+        f"warm base {rows[0]['base_mb']:.0f} MiB:",
+        "",
+        "| input | pixels | file | status | peak alone | peak, THREADS at once | 1 s after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['input']} | {r['size']} | {r['file_kb']} KB | {r['status']} | {r['peak_alone_mb']:.0f} MiB | "
+        f"{r['peak_together_mb']:.0f} MiB "
+        f"({'/'.join(map(str, r['statuses_together']))}) | {r['after_mb']:.0f} MiB |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -225,7 +234,9 @@ def du_mb(paths: list[Path]) -> float:
 
 
 def site_packages(python: str) -> Path:
-    out = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+    )
     return Path(out.stdout.strip())
 
 
@@ -239,7 +250,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--only-batch", action="store_true", help="only the batch vs one-by-one measurement")
     parser.add_argument("--memory-only", action="store_true", help="only the memory-per-format matrix")
-    parser.add_argument("--function-dir", type=Path, default=FUNCTION_DIR, help="function source for the memory matrix (e.g. an older checkout)")
+    parser.add_argument(
+        "--function-dir", type=Path, default=FUNCTION_DIR, help="function source for the memory matrix (e.g. an older checkout)"
+    )
     args = parser.parse_args()
     # absolute, but not resolved: a venv's python is a symlink to the base interpreter
     args.function_python, args.tf_python = os.path.abspath(args.function_python), os.path.abspath(args.tf_python)
@@ -350,12 +363,17 @@ def measure_sizes(args: argparse.Namespace) -> dict:
 def batch_table(b: dict) -> str:
     """Medians of the rounds, in posters/s, with the ratio batch / one by one."""
     med = {k: statistics.median(v) for k, v in b.items() if isinstance(v, list)}
-    return "\n".join([
-        f"Batch vs one by one, THREADS=1 (one core), {b['posters']} typical posters per round, median of {len(b['single'])} rounds:", "",
-        "| request | one by one | one batch | ratio |", "|---|---|---|---|",
-        f"| plain | {med['single']:.1f} posters/s | {med['batch']:.1f} posters/s | {med['batch'] / med['single']:.2f}x |",
-        f"| ?explain=1 | {med['single_explain']:.1f} posters/s | {med['batch_explain']:.1f} posters/s | {med['batch_explain'] / med['single_explain']:.2f}x |",
-    ])
+    return "\n".join(
+        [
+            f"Batch vs one by one, THREADS=1 (one core), {b['posters']} typical posters per round, median of {len(b['single'])} rounds:",
+            "",
+            "| request | one by one | one batch | ratio |",
+            "|---|---|---|---|",
+            f"| plain | {med['single']:.1f} posters/s | {med['batch']:.1f} posters/s | {med['batch'] / med['single']:.2f}x |",
+            f"| ?explain=1 | {med['single_explain']:.1f} posters/s | {med['batch_explain']:.1f} posters/s | "
+            f"{med['batch_explain'] / med['single_explain']:.2f}x |",
+        ]
+    )
 
 
 def table(r: dict) -> str:
@@ -364,17 +382,55 @@ def table(r: dict) -> str:
     t1, t2 = r["throughput_threads1"], r["throughput_threads2"]
     rows = [
         ("Cold start, process start -> first 200 (median)", f"{cold_ours:.2f} s", f"{cold_tf:.2f} s", f"{cold_tf / cold_ours:.1f}x faster"),
-        ("Warm latency, typical 300x450 JPEG, p50 / p95 / p99", " / ".join(f"{pct(r['typical_ms'], q):.1f}" for q in (50, 95, 99)) + " ms",
-         f"{pct(r['tf_typical_ms'], 50):.1f} ms p50 (reloads per request)", f"{pct(r['tf_typical_ms'], 50) / pct(r['typical_ms'], 50):.1f}x"),
-        ("Warm latency, large 3000x4500 JPEG, p50 / p95 / p99", " / ".join(f"{pct(r['large_ms'], q):.1f}" for q in (50, 95, 99)) + " ms", "", ""),
-        ("Throughput THREADS=1, 1 / 4 / 8 clients", " / ".join(f"{t['rps']:.0f}" for t in t1) + " req/s", "", f"errors {sum(t['errors'] for t in t1)}"),
-        ("Throughput THREADS=2, 1 / 4 / 8 clients", " / ".join(f"{t['rps']:.0f}" for t in t2) + " req/s", "", f"errors {sum(t['errors'] for t in t2)}"),
-        ("Peak RSS, all serving processes (THREADS=1 / 2)", f"{r['peak_rss_mb_threads1']:.0f} / {r['peak_rss_mb_threads2']:.0f} MB", f"{r['tf_rss_mb']:.0f} MB", f"{r['tf_rss_mb'] / r['peak_rss_mb_threads2']:.1f}x less"),
-        ("Model file", f"{r['model_mb']:.1f} MB", f"{SEED_MODEL_MB:.0f} MB (seed project)", f"{SEED_MODEL_MB / r['model_mb']:.0f}x smaller"),
-        ("Installed dependencies", f"{r['installed_function_mb']:.0f} MB (whole venv)", f"{r['installed_tensorflow_mb']:.0f} MB (TensorFlow + Keras alone)", f"{r['installed_tensorflow_mb'] / r['installed_function_mb']:.1f}x smaller"),
+        (
+            "Warm latency, typical 300x450 JPEG, p50 / p95 / p99",
+            " / ".join(f"{pct(r['typical_ms'], q):.1f}" for q in (50, 95, 99)) + " ms",
+            f"{pct(r['tf_typical_ms'], 50):.1f} ms p50 (reloads per request)",
+            f"{pct(r['tf_typical_ms'], 50) / pct(r['typical_ms'], 50):.1f}x",
+        ),
+        (
+            "Warm latency, large 3000x4500 JPEG, p50 / p95 / p99",
+            " / ".join(f"{pct(r['large_ms'], q):.1f}" for q in (50, 95, 99)) + " ms",
+            "",
+            "",
+        ),
+        (
+            "Throughput THREADS=1, 1 / 4 / 8 clients",
+            " / ".join(f"{t['rps']:.0f}" for t in t1) + " req/s",
+            "",
+            f"errors {sum(t['errors'] for t in t1)}",
+        ),
+        (
+            "Throughput THREADS=2, 1 / 4 / 8 clients",
+            " / ".join(f"{t['rps']:.0f}" for t in t2) + " req/s",
+            "",
+            f"errors {sum(t['errors'] for t in t2)}",
+        ),
+        (
+            "Peak RSS, all serving processes (THREADS=1 / 2)",
+            f"{r['peak_rss_mb_threads1']:.0f} / {r['peak_rss_mb_threads2']:.0f} MB",
+            f"{r['tf_rss_mb']:.0f} MB",
+            f"{r['tf_rss_mb'] / r['peak_rss_mb_threads2']:.1f}x less",
+        ),
+        (
+            "Model file",
+            f"{r['model_mb']:.1f} MB",
+            f"{SEED_MODEL_MB:.0f} MB (seed project)",
+            f"{SEED_MODEL_MB / r['model_mb']:.0f}x smaller",
+        ),
+        (
+            "Installed dependencies",
+            f"{r['installed_function_mb']:.0f} MB (whole venv)",
+            f"{r['installed_tensorflow_mb']:.0f} MB (TensorFlow + Keras alone)",
+            f"{r['installed_tensorflow_mb'] / r['installed_function_mb']:.1f}x smaller",
+        ),
     ]
-    lines = [f"Measured {r['date']} on {r['machine']}; model {r['model']}; medians of repeated runs.", "",
-             "| measure | ours (LiteRT function) | TensorFlow + Flask baseline | ratio |", "|---|---|---|---|"]
+    lines = [
+        f"Measured {r['date']} on {r['machine']}; model {r['model']}; medians of repeated runs.",
+        "",
+        "| measure | ours (LiteRT function) | TensorFlow + Flask baseline | ratio |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)
 

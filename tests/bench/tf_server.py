@@ -29,7 +29,7 @@ def predict():
     (image,) = runner.get_input_details()
     outputs = runner(**{image: imaging.decode(request.get_data(), SPEC)})
     scores = next(v for v in outputs.values() if v.shape == (1, len(MANIFEST["labels"])))[0]  # not the feature maps
-    return jsonify({label: float(s) for label, s in zip(MANIFEST["labels"], scores)})
+    return jsonify({label: float(s) for label, s in zip(MANIFEST["labels"], scores, strict=True)})
 
 
 if __name__ == "__main__":

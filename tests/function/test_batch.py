@@ -114,7 +114,10 @@ def test_default_max_batch_is_16(client):
     assert client.post("/", json={"instances": [item] * 17}).get_json()["error"]["code"] == "too_many_instances"
 
 
-@pytest.mark.parametrize(("instances", "code"), [([], "empty_batch"), ({"b64": "x"}, "invalid_instances"), ("abc", "invalid_instances"), (None, "invalid_instances")])
+@pytest.mark.parametrize(
+    ("instances", "code"),
+    [([], "empty_batch"), ({"b64": "x"}, "invalid_instances"), ("abc", "invalid_instances"), (None, "invalid_instances")],
+)
 def test_malformed_batches_are_400(client, instances, code):
     response = client.post("/", json={"instances": instances})
     assert response.status_code == 400 and response.get_json()["error"]["code"] == code

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -65,7 +64,9 @@ def test_same_answer_as_a_model_without_the_output(make_app, plain_model_dir):
     with_output = make_app()[0].test_client().post("/", data=jpeg).get_json()
     without = make_app(MODEL_URI=plain_model_dir)[0].test_client().post("/", data=jpeg).get_json()
     assert with_output.keys() == without.keys()
-    assert {k: with_output[k] for k in ("genres", "scores", "thresholds", "result")} == {k: without[k] for k in ("genres", "scores", "thresholds", "result")}
+    assert {k: with_output[k] for k in ("genres", "scores", "thresholds", "result")} == {
+        k: without[k] for k in ("genres", "scores", "thresholds", "result")
+    }
 
 
 def test_every_request_form_can_explain(client):

@@ -132,7 +132,9 @@ def test_legacy_flutter_client(start_server, content_type):
             assert r.json()["result"] == ["Red"]
     r = requests.post(server.url + "/analysis/", json={"image": _flutter_bodies(jpeg)["line breaks"]}, timeout=30)
     assert r.status_code == 200, r.text
-    r = requests.post(server.url + "/analysis/", data=base64.b64encode(b"not an image"), headers={"Content-Type": "application/json"}, timeout=30)
+    r = requests.post(
+        server.url + "/analysis/", data=base64.b64encode(b"not an image"), headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert (r.status_code, r.json()["error"]["code"]) == (400, "not_an_image")
     r = requests.post(server.url + "/upload", data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=30)
     assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
@@ -178,7 +180,9 @@ def test_every_route_goes_through_the_app(start_server, path):
 def test_stalled_clients_do_not_block_others(model_dir, tmp_path):
     """`make serve` (function/serve.py): partial headers and unfulfilled Content-Length from more
     clients than there are threads; the server answers others once the reads time out."""
-    server = ServerProcess(function_command(), {"MODEL_URI": model_dir, "THREADS": 2, "READ_TIMEOUT_SECONDS": 2}, FUNCTION_DIR, tmp_path / "serve.log")
+    server = ServerProcess(
+        function_command(), {"MODEL_URI": model_dir, "THREADS": 2, "READ_TIMEOUT_SECONDS": 2}, FUNCTION_DIR, tmp_path / "serve.log"
+    )
     server.wait_ready()
     stalled = []
     for i in range(6):

@@ -20,7 +20,13 @@ def poster(colour: str = "Red", size: tuple[int, int] = (200, 300), fmt: str = "
     return out.getvalue()
 
 
-def block_poster(blocks: dict[tuple[int, int], str], grid: tuple[int, int], background: tuple[int, int, int] = (0, 0, 0), size: tuple[int, int] = (200, 300), fmt: str = "PNG") -> bytes:
+def block_poster(
+    blocks: dict[tuple[int, int], str],
+    grid: tuple[int, int],
+    background: tuple[int, int, int] = (0, 0, 0),
+    size: tuple[int, int] = (200, 300),
+    fmt: str = "PNG",
+) -> bytes:
     """A poster of ``background`` with blocks of colour filling cells {(row, col): colour} of a rows x cols grid."""
     rows, cols = grid
     width, height = size[0] // cols, size[1] // rows

@@ -38,7 +38,9 @@ class ServerProcess:
         self._out = log.open("wb") if log else subprocess.DEVNULL
         full_env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([part.replace("{PORT}", str(self.port)) for part in cmd], cwd=cwd, env=full_env, stdout=self._out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [part.replace("{PORT}", str(self.port)) for part in cmd], cwd=cwd, env=full_env, stdout=self._out, stderr=subprocess.STDOUT
+        )
 
     def wait_ready(self, path: str = "/healthz", timeout: float = 30) -> "ServerProcess":
         deadline = time.monotonic() + timeout

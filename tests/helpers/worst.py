@@ -27,9 +27,17 @@ class Worst:
             image.putpalette([255, 255, 255] + [200, 30, 30] * 255)
             save = {"transparency": 0}
         else:
-            image = Image.new(self.mode, self.size, {"I;16": 30000, "L": 120, "LA": (120, 200), "RGBA": (200, 30, 30, 128), "CMYK": (0, 200, 200, 0)}.get(self.mode, (200, 30, 30)))
+            image = Image.new(
+                self.mode,
+                self.size,
+                {"I;16": 30000, "L": 120, "LA": (120, 200), "RGBA": (200, 30, 30, 128), "CMYK": (0, 200, 200, 0)}.get(
+                    self.mode, (200, 30, 30)
+                ),
+            )
             save = dict(self.save)
-        image.paste(255 if image.mode in ("L", "P", "I;16") else (255,) * len(image.getbands()), (0, 0, self.size[0] // 3, self.size[1] // 5))
+        image.paste(
+            255 if image.mode in ("L", "P", "I;16") else (255,) * len(image.getbands()), (0, 0, self.size[0] // 3, self.size[1] // 5)
+        )
         out = io.BytesIO()
         image.save(out, self.fmt, **save)
         return out.getvalue()
@@ -63,7 +71,11 @@ def worst_inputs(memory_mb: int) -> list[Worst]:
         Worst("palette+transparency PNG", "PNG", "P+t", _fit("P+t", "PNG", poster, limit, True), "image/png"),
         Worst("LA PNG", "PNG", "LA", _fit("LA", "PNG", poster, limit), "image/png"),
         Worst("CMYK JPEG 6000x9000", "JPEG", "CMYK", (6000, 9000), "image/jpeg"),
-        *([Worst("progressive JPEG 6000x9000", "JPEG", "RGB", (6000, 9000), "image/jpeg", (("progressive", True), ("quality", 90)))] if progressive_fits else []),
+        *(
+            [Worst("progressive JPEG 6000x9000", "JPEG", "RGB", (6000, 9000), "image/jpeg", (("progressive", True), ("quality", 90)))]
+            if progressive_fits
+            else []
+        ),
         Worst("TIFF RGB", "TIFF", "RGB", _fit("RGB", "TIFF", poster, limit), "image/tiff", (("compression", "tiff_deflate"),)),
     ]
 

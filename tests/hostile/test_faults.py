@@ -22,7 +22,13 @@ def storage(model_dir):
     env = {"STORAGE_EMULATOR_HOST": emulator.host}
     import os
 
-    done = subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "faults"], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "train.publish", str(model_dir), "faults"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     yield emulator, env, done.stdout.splitlines()[-1].removeprefix("MODEL_URI=")
     emulator.stop()

@@ -11,7 +11,19 @@ from hypothesis import strategies as st
 from tests.helpers.images import poster
 
 CONTENT_TYPES = st.sampled_from(
-    [None, "image/jpeg", "image/png", "application/octet-stream", "text/plain", "application/json", "multipart/form-data", "multipart/form-data; boundary=xyz", "application/x-www-form-urlencoded", "text/html; charset=utf-8", "weird/type"]
+    [
+        None,
+        "image/jpeg",
+        "image/png",
+        "application/octet-stream",
+        "text/plain",
+        "application/json",
+        "multipart/form-data",
+        "multipart/form-data; boundary=xyz",
+        "application/x-www-form-urlencoded",
+        "text/html; charset=utf-8",
+        "weird/type",
+    ]
 )
 JPEG = poster("Red")
 BODIES = st.one_of(
@@ -19,7 +31,11 @@ BODIES = st.one_of(
     st.text(max_size=500).map(str.encode),
     st.binary(max_size=200).map(lambda b: JPEG[: len(JPEG) // 2] + b),  # a JPEG that goes bad
     st.binary(max_size=200).map(lambda b: b"data:image/png;base64," + base64.b64encode(b)),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["image", "x"]), c, max_size=2), max_leaves=6).map(lambda v: json.dumps(v).encode()),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["image", "x"]), c, max_size=2),
+        max_leaves=6,
+    ).map(lambda v: json.dumps(v).encode()),
 )
 
 

@@ -46,7 +46,8 @@ def resource_schemas(tgz: Path, wanted: set[str]) -> dict[str, Tree]:
     schemas: dict[str, Tree] = {}
     with tarfile.open(tgz) as archive:
         for member in archive:
-            if not re.fullmatch(r"package/lib/[\w-]+/index\.js", member.name) or member.name.startswith("package/lib/data-"):  # data sources share type names
+            resource = re.fullmatch(r"package/lib/[\w-]+/index\.js", member.name)
+            if not resource or member.name.startswith("package/lib/data-"):  # data sources share type names
                 continue
             source = archive.extractfile(member).read().decode()
             kind = _TYPE.search(source)

@@ -33,7 +33,9 @@ def cloud(tmp_path, emulator):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "terraform").write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_TERRAFORM} \"$@\"\n")
-    (bin_dir / "gcloud").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'gcloud.log'}\n[ \"$1 $2\" = 'auth print-identity-token' ] && echo fake-id-token\nexit 0\n")
+    (bin_dir / "gcloud").write_text(
+        f'#!/bin/sh\necho "$@" >> {tmp_path / "gcloud.log"}\n[ "$1 $2" = \'auth print-identity-token\' ] && echo fake-id-token\nexit 0\n'
+    )
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
 
@@ -52,7 +54,14 @@ def cloud(tmp_path, emulator):
         def make(self, target: str, **variables) -> subprocess.CompletedProcess:
             args = {"PROJECT": "p", "REGION": "europe-west1", "BUCKET": self.bucket, "AUTO_APPROVE": "1", **variables}
             env = {**self.env, "FAKE_TF_URLS": json.dumps(self.urls)}
-            return subprocess.run(["make", "-s", target, *(f"{k}={v}" for k, v in args.items())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            return subprocess.run(
+                ["make", "-s", target, *(f"{k}={v}" for k, v in args.items())],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
 
         def calls(self) -> list[dict]:
             return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
@@ -103,7 +112,7 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, edit_
     assert again.stdout.count("unchanged gs://") == 2 and "uploaded" not in again.stdout
     assert "smoke test passed" in again.stdout and "rollback-new" in again.stdout
     second = cloud.calls()[n_calls:]
-    assert [c["args"] for c in second] == [c["args"] for c in cloud.calls()[n_calls - len(second):n_calls]]  # same commands
+    assert [c["args"] for c in second] == [c["args"] for c in cloud.calls()[n_calls - len(second) : n_calls]]  # same commands
     assert all(c.get("changed", []) == [] for c in second)  # Terraform has nothing to do
     assert cloud.objects() == objects  # nothing written to the bucket
 
@@ -132,7 +141,8 @@ def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, edit_mo
     good = _serve(cloud, start_server, emulator, "test-1")
     assert cloud.make("deploy", MODEL_DIR=model_dir).returncode == 0
     broken = _versioned(edit_model, "broken")
-    assert subprocess.run([sys.executable, "-m", "train.publish", str(broken), cloud.bucket], cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
+    publish = [sys.executable, "-m", "train.publish", str(broken), cloud.bucket]
+    assert subprocess.run(publish, cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
     data = bytearray((broken / "model.tflite").read_bytes())
     data[-50] ^= 0xFF
     emulator.put(cloud.bucket, "models/broken/model.tflite", bytes(data))
@@ -162,12 +172,18 @@ def test_deploy_refuses_a_model_uri_that_does_not_verify(cloud, model_dir):
 
 def test_smoke_test_fails_loudly_when_the_function_does_not_answer_200(start_server, tmp_path):
     missing = start_server(MODEL_URI=str(tmp_path / "no-model"))  # answers 503 model_unreadable
-    done = subprocess.run([sys.executable, "infra/smoke.py", missing.url, "--patience", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "infra/smoke.py", missing.url, "--patience", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and "SMOKE TEST FAILED" in done.stderr and "HTTP 503" in done.stderr
     wrong = start_server()
-    done = subprocess.run([sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "other"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "other"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and "serves model test-1, expected other" in done.stderr
-    done = subprocess.run([sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "test-1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "test-1"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "genres" in done.stdout and "test-1" in done.stdout
 
 

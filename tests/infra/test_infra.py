@@ -184,7 +184,8 @@ def test_checkov_clean_with_reasoned_skips():
     checkov = os.environ.get("CHECKOV") or shutil.which("checkov")
     if not checkov:
         pytest.fail("checkov not found: make test installs it into .venv-infra and sets CHECKOV")
-    done = subprocess.run([checkov, "-d", str(INFRA), "--quiet", "--compact", "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=300)
+    command = [checkov, "-d", str(INFRA), "--quiet", "--compact", "--skip-download", "-o", "json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     report = json.loads(done.stdout)
     assert report["summary"]["failed"] == 0, done.stdout[:3000]
     assert report["summary"]["resource_count"] >= 5
@@ -201,7 +202,12 @@ def test_bundle_holds_the_function_only(tmp_path):
     names = bundle.build(out)
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == names
-    assert {"main.py", "requirements.txt", "openapi.yaml", *(f"postergenre/{m}.py" for m in ("imaging", "model", "artifact", "storage", "inputs"))} <= set(names)
+    assert {
+        "main.py",
+        "requirements.txt",
+        "openapi.yaml",
+        *(f"postergenre/{m}.py" for m in ("imaging", "model", "artifact", "storage", "inputs")),
+    } <= set(names)
     assert not [n for n in names if n.startswith(("model/", "tests/", "train/")) or n.endswith((".tflite", ".pyc"))]
     assert bundle.build(tmp_path / "again.zip") == names
     assert (tmp_path / "again.zip").read_bytes() == out.read_bytes()  # reproducible
@@ -238,8 +244,14 @@ def test_the_bundle_serves_as_cloud_functions_builds_it(tmp_path, model_dir):
     assert (source / "main.py").is_file() and (source / "requirements.txt").is_file()
     image.write_bytes(poster("Blue"))
     env = {**os.environ, "MODEL_URI": str(model_dir)}
-    done = subprocess.run([sys.executable, "-c", SERVE_FROM_BUNDLE, str(ROOT / "function"), str(image)], cwd=source, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_FROM_BUNDLE, str(ROOT / "function"), str(image)],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     served = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(served["package"]).resolve().is_relative_to(source.resolve()), served["package"]
@@ -267,7 +279,9 @@ def test_bundle_takes_tracked_files_only(tmp_path):
 def test_requirements_install_into_a_clean_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([venv / "bin" / "pip", "install", "-q", "-r", ROOT / "function" / "requirements.txt"], capture_output=True, text=True, timeout=600)
+    pip = subprocess.run(
+        [venv / "bin" / "pip", "install", "-q", "-r", ROOT / "function" / "requirements.txt"], capture_output=True, text=True, timeout=600
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     code = "import main, sys; assert main.MODEL.loaded is None; print('tensorflow' in sys.modules)"
     done = subprocess.run([venv / "bin" / "python", "-c", code], cwd=ROOT / "function", capture_output=True, text=True, timeout=120)
@@ -276,7 +290,9 @@ def test_requirements_install_into_a_clean_venv(tmp_path):
 
 
 def test_deploy_dry_run_shows_every_step_in_order():
-    done = subprocess.run(["make", "-s", "deploy", "DRY_RUN=1", "PROJECT=p", "REGION=r", "BUCKET=b"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["make", "-s", "deploy", "DRY_RUN=1", "PROJECT=p", "REGION=r", "BUCKET=b"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("DRY RUN: ")]
     version = json.loads((ROOT / "function" / "model" / "manifest.json").read_text())["version"]

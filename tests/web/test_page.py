@@ -33,7 +33,14 @@ def browser():
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()
@@ -117,7 +124,9 @@ def test_heatmap_overlay_follows_the_chosen_genre(browser, start_server, tmp_pat
         alpha = _canvas_alpha(page)
         expected = explanations[genre]["heatmap"]
         assert (len(alpha), len(alpha[0])) == GRID
-        assert all(abs(a - round(190 * v)) <= 1 for row_a, row_v in zip(alpha, expected) for a, v in zip(row_a, row_v))
+        assert all(
+            abs(a - round(190 * v)) <= 1 for row_a, row_v in zip(alpha, expected, strict=True) for a, v in zip(row_a, row_v, strict=True)
+        )
         assert _argmax(alpha) == cells[genre]
         seen[genre] = alpha
         ARTEFACTS.mkdir(exist_ok=True)
@@ -215,7 +224,11 @@ def test_openapi_examples_answered_as_documented(start_server, case):
         if response.status_code == 200 and path == "/" and "instances" in (value or {}):
             slots = payload["predictions"]
             assert len(slots) == len(value["instances"]) and set(payload) == {"predictions", "model"}
-            assert [set(slot) for slot in slots] == [{"genres", "scores", "model", "thresholds"}, {"error"}, {"genres", "scores", "model", "thresholds"}]
+            assert [set(slot) for slot in slots] == [
+                {"genres", "scores", "model", "thresholds"},
+                {"error"},
+                {"genres", "scores", "model", "thresholds"},
+            ]
         elif response.status_code == 200 and path == "/":
             assert {"genres", "scores", "model", "result"} <= set(payload)
         elif response.status_code >= 400:
