@@ -42,7 +42,8 @@ def _predictor():
     try:
         return MODEL.get()
     except ModelUnavailable as exc:
-        raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
+        retry = {"Retry-After": str(SETTINGS.retry_after_s)}
+        raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, retry) from exc
 
 
 def _classify(request: flask.Request) -> flask.Response:
@@ -91,7 +92,8 @@ def _route(request: flask.Request) -> flask.Response:
         if path == "/" and request.accept_mimetypes.accept_html:
             return web.page()
         if path == "/":
-            raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", 405, {"Allow": ALLOWED_METHODS})
+            raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).",
+                             405, {"Allow": ALLOWED_METHODS})
         raise CodedError("not_found", f"No such resource: {logs.clip(path, 200)}.", 404)
     if method == "POST":
         if path not in CLASSIFY_PATHS:
@@ -110,7 +112,8 @@ def _cors(request: flask.Request, response: flask.Response) -> None:
     response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-        response.headers["Access-Control-Allow-Headers"] = request.headers.get("Access-Control-Request-Headers", "Content-Type, X-Request-Id")
+        asked = request.headers.get("Access-Control-Request-Headers", "Content-Type, X-Request-Id")
+        response.headers["Access-Control-Allow-Headers"] = asked
         response.headers["Access-Control-Max-Age"] = "3600"
 
 

@@ -75,7 +75,7 @@ if __name__ == "__main__":
             fetch(sys.argv[2], Path(sys.argv[3]))
         except Exception as exc:  # not deployed, no access: one line, not a traceback
             print(f"bundle: error: cannot fetch {sys.argv[2]}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-            raise SystemExit(1)
+            raise SystemExit(1) from None
         print(f"{sys.argv[3]}: the deployed source {sys.argv[2]}")
     else:
         target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/function-source.zip")

@@ -89,7 +89,8 @@ def _tf_vars(args: argparse.Namespace, model_uri: str) -> list[str]:
 def _init(args: argparse.Namespace) -> list[Step]:
     """terraform init against this deployment's state, then (unless ALERT_EMAIL= was given) the
     alert address it has, so that a deploy without ALERT_EMAIL= keeps the notification channel."""
-    steps = [Step(["terraform", "-chdir=infra", "init", "-input=false", f"-backend-config=bucket={_state_bucket(args)}", f"-backend-config=prefix={state_prefix(args)}"])]
+    backend = [f"-backend-config=bucket={_state_bucket(args)}", f"-backend-config=prefix={state_prefix(args)}"]
+    steps = [Step(["terraform", "-chdir=infra", "init", "-input=false", *backend])]
     if not args.alert_email:
         steps.append(Step(["terraform", "-chdir=infra", "output", "-raw", "alert_email"], capture="ALERT_EMAIL", optional=True))
     return steps
@@ -100,7 +101,8 @@ def _apply(args: argparse.Namespace, *extra: str) -> list[str]:
 
 
 def _verify(args: argparse.Namespace, uri: str) -> Step:
-    return Step([args.python, "infra/versions.py", "--project", args.project, "--bucket", args.bucket, "--prefix", args.prefix, "--verify", uri])
+    where = ["--project", args.project, "--bucket", args.bucket, "--prefix", args.prefix]
+    return Step([args.python, "infra/versions.py", *where, "--verify", uri])
 
 
 def _smoke(args: argparse.Namespace, version: str) -> list[Step]:
@@ -160,7 +162,8 @@ def bootstrap_plan(args: argparse.Namespace) -> list[Step]:
     """No deployment yet, so no state to open: init fetches the providers only."""
     return [
         Step(["gcloud", "services", "enable", *BOOTSTRAP_APIS, f"--project={args.project}"]),
-        Step([args.python, "infra/bootstrap.py", "--project", args.project, "--region", args.region, "--state-bucket", _state_bucket(args)]),
+        Step([args.python, "infra/bootstrap.py", "--project", args.project, "--region", args.region,
+              "--state-bucket", _state_bucket(args)]),
         Step(["terraform", "-chdir=infra", "init", "-input=false", "-backend=false"]),
         Step(["terraform", "-chdir=infra", "providers", "lock", *(f"-platform={p}" for p in LOCK_PLATFORMS)]),
     ]
@@ -226,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     parser.add_argument("--bucket", default="")
     parser.add_argument("--function-name", default="postergenre", help="the Cloud Function's name (make FUNCTION=)")
-    parser.add_argument("--alert-email", default="", help=f"address the alerts notify (make ALERT_EMAIL=); {NO_ALERT_EMAIL!r} removes it; unset keeps the deployed one")
+    parser.add_argument("--alert-email", default="",
+                        help=f"address the alerts notify (make ALERT_EMAIL=); {NO_ALERT_EMAIL!r} removes it; unset keeps the deployed one")
     parser.add_argument("--state-bucket", default="", help="Terraform state bucket (default PROJECT-tfstate)")
     parser.add_argument("--model-dir", default="function/model")
     parser.add_argument("--prefix", default="models")

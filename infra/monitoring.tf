@@ -1,20 +1,17 @@
 # Alerts and a dashboard on the function's Cloud Run metrics (a gen2 function is a Cloud Run
 # service of the same name). What each alert means and what to do: infra/README.md, "Runbook".
 #
-# Thresholds come from the function's own figures, not from taste:
-# - 5xx share: the function answers 5xx only when it cannot serve (503 model unavailable or
-#   `busy`, 500 a bug); every throughput run of the bench had 0 errors
-#   (tests/bench/results/bench-2026-11-21-v2-signatures.json). More than 1 % of requests in five
-#   minutes is therefore never normal traffic.
-# - Latency p95: the bench's slowest warm figure is 62.6 ms p99 (3000x4500 JPEGs, same file);
-#   1 s is 16 times that, which warm serving does not reach, while requests queueing for decode
-#   memory or CPU, or cold starts for more than one request in twenty, do.
-# - Latency p99: BUSY_WAIT_SECONDS (5 s, function/postergenre/config.py) is how long a request
-#   waits for decode memory before it gets 503 `busy`; a p99 above it means requests wait that
-#   long already.
-# - Memory: the decode budget (function/postergenre/budget.py) promises that an instance uses at
-#   most MEMORY_MB minus MARGIN_MB (48 MiB); above that share of the limit the margin is being
-#   eaten, and an instance over the limit is killed with every request in flight.
+# Thresholds follow from the function's own figures; infra/README.md ("Monitoring") gives the
+# numbers and derivations:
+# - 5xx share: the function answers 5xx only when it cannot serve (model unavailable, `busy`, a
+#   bug), and the bench's throughput runs count their errors (tests/bench/results/bench-*.json).
+# - Latency p95: well above the bench's slowest warm percentile (large JPEGs, same files), so only
+#   queueing, CPU starvation or frequent cold starts reach it.
+# - Latency p99: BUSY_WAIT_SECONDS (function/postergenre/config.py), how long a request waits for
+#   decode memory before it gets 503 `busy`.
+# - Memory: the decode budget (function/postergenre/budget.py) keeps an instance below MEMORY_MB
+#   minus MARGIN_MB; above that share of the limit the margin is being eaten, and an instance
+#   over the limit is killed with every request in flight.
 locals {
   alert_5xx_share     = 0.01
   alert_p95_ms        = 1000

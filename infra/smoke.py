@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--expect-version", default=None)
-    parser.add_argument("--private", action="store_true", help="authenticate with `gcloud auth print-identity-token` (allow_unauthenticated=false)")
+    parser.add_argument("--private", action="store_true",
+                        help="authenticate with `gcloud auth print-identity-token` (allow_unauthenticated=false)")
     parser.add_argument("--patience", type=float, default=180.0, help="seconds to keep retrying 5xx/429/401/403 and connection errors")
     args = parser.parse_args(argv)
     token = None

@@ -84,11 +84,11 @@ variable "memory_mb" {
     error_message = "memory_mb is too small for this cpu: Cloud Run needs at least 2048 MiB with 4 vCPUs and 4096 MiB with 6 or 8."
   }
   validation {
-    # The app keeps the warm serving processes (budget.BASE_MB, 260 MiB with the bundled model and
-    # two interpreters) plus a 48 MiB margin (budget.MARGIN_MB) out of its decode budget; below
-    # 512 MiB there is too little left to decode a full-size poster.
+    # The app keeps the warm serving processes (budget.BASE_MB, measured by make bench) and a
+    # margin (budget.MARGIN_MB) out of its decode budget; below 512 MiB too little is left to
+    # decode a full-size poster (function/README.md, limits).
     condition     = var.memory_mb >= 512
-    error_message = "memory_mb must be at least 512: the app needs about 308 MiB before it decodes anything (function/postergenre/budget.py BASE_MB + MARGIN_MB)."
+    error_message = "memory_mb must be at least 512: the warm app and its margin (function/postergenre/budget.py BASE_MB + MARGIN_MB) leave too little decode memory below that."
   }
 }
 

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import threading
+import types
 import uuid
 from collections.abc import Iterator, Mapping
 
@@ -28,7 +29,8 @@ _PROJECT_ID = re.compile(r"^[a-z][-a-z0-9:.]{4,61}[a-z0-9]$")  # includes domain
 TRACE = "logging.googleapis.com/trace"
 SPAN = "logging.googleapis.com/spanId"
 SAMPLED = "logging.googleapis.com/trace_sampled"
-_request_fields: contextvars.ContextVar[Mapping[str, object]] = contextvars.ContextVar("request_fields", default={})
+_NO_FIELDS: Mapping[str, object] = types.MappingProxyType({})
+_request_fields: contextvars.ContextVar[Mapping[str, object]] = contextvars.ContextVar("request_fields", default=_NO_FIELDS)
 # Cloud Logging drops entries over 256 KB: every string field is clipped, so a line stays small
 # whatever a client sends (a 1 MB URL, a huge User-Agent).
 MAX_FIELD_CHARS = 2048

@@ -33,9 +33,10 @@ from tests.infra.terraform_offline import Refused, evaluate  # noqa: E402
 
 FOUNDATIONS = ["google_storage_bucket.models", "time_sleep.iam_propagation"]
 FUNCTION = "google_cloudfunctions2_function.predict"
-BUILD_DENIED = ("Error: Error waiting to create function: Error waiting for Creating function: Error code 13, message: Build failed "
-                "with status: FAILURE and message: failed to Fetch: failed to download archive gs://gcf-v2-sources-1-r/f/function-source.zip: "
-                "Access to bucket gcf-v2-sources-1-r denied. You must grant Storage Object Viewer permission to b@p.iam.gserviceaccount.com.")
+BUILD_DENIED = ("Error: Error waiting to create function: Error waiting for Creating function: Error code 13, message: "
+                "Build failed with status: FAILURE and message: failed to Fetch: failed to download archive "
+                "gs://gcf-v2-sources-1-r/f/function-source.zip: Access to bucket gcf-v2-sources-1-r denied. "
+                "You must grant Storage Object Viewer permission to b@p.iam.gserviceaccount.com.")
 
 
 def main(args: list[str]) -> int:
@@ -63,7 +64,8 @@ def main(args: list[str]) -> int:
             else:
                 if store["denied"] is None:
                     store["denied"] = int(os.environ.get("FAKE_TF_BUILD_DENIED", "0"))
-                entry["changed"], code = apply(state, store, variables, targets=[a.split("=", 1)[1] for a in args if a.startswith("-target=")])
+                targets = [a.split("=", 1)[1] for a in args if a.startswith("-target=")]
+                entry["changed"], code = apply(state, store, variables, targets)
     elif command == "output":
         name = args[-1]
         if state and name == "function_url" and "model_uri" in state:

@@ -49,7 +49,8 @@ def resource_schemas(tgz: Path, wanted: set[str]) -> dict[str, Tree]:
     schemas: dict[str, Tree] = {}
     with tarfile.open(tgz) as archive:
         for member in archive:
-            if not re.fullmatch(r"package/lib/[\w-]+/index\.js", member.name) or member.name.startswith("package/lib/data-"):  # data sources share type names
+            data_source = member.name.startswith("package/lib/data-")  # data sources share type names
+            if not re.fullmatch(r"package/lib/[\w-]+/index\.js", member.name) or data_source:
                 continue
             source = archive.extractfile(member).read().decode()
             kind = _TYPE.search(source)

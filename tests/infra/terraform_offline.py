@@ -48,12 +48,19 @@ def evaluate(variables: dict[str, object], outputs: dict[str, str] | None = None
         init = tf.init(input=False, check=False)
         if init.retcode != 0:
             raise RuntimeError(f"terraform init failed offline: {init.error}")
-        values = {k: (json.dumps(v) if isinstance(v, (list, dict)) else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in variables.items()}
+        values = {k: _hcl_value(v) for k, v in variables.items()}
         done = tf.apply(vars=values, auto_approve=True, input=False, check=False, json=False)
         if done.retcode != 0:
             raise Refused(" ".join(_errors(done.error or "")))
         shown = tf.output(json=True, check=False)
         return {name: item["value"] for name, item in (shown.value or {}).items()}
+
+
+def _hcl_value(value: object) -> str:
+    """A -var value as Terraform parses it: lists and maps as JSON, booleans lower case."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _errors(text: str) -> list[str]:

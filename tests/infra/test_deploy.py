@@ -33,7 +33,9 @@ def cloud(tmp_path, emulator):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "terraform").write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_TERRAFORM} \"$@\"\n")
-    (bin_dir / "gcloud").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'gcloud.log'}\n[ \"$1 $2\" = 'auth print-identity-token' ] && echo fake-id-token\nexit 0\n")
+    gcloud_log = tmp_path / "gcloud.log"
+    (bin_dir / "gcloud").write_text(
+        f"#!/bin/sh\necho \"$@\" >> {gcloud_log}\n[ \"$1 $2\" = 'auth print-identity-token' ] && echo fake-id-token\nexit 0\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
 
@@ -127,14 +129,16 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, model
     listing = cloud.make("versions")
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines()[1:]]
-    assert [(r[0], r[-4:]) for r in rows] == [(v, ["0.321", "0.765", "0.400", u]) for v, u in (("rollback-old", old_uri), ("rollback-new", new_uri))]
+    expected = (("rollback-old", old_uri), ("rollback-new", new_uri))
+    assert [(r[0], r[-4:]) for r in rows] == [(v, ["0.321", "0.765", "0.400", u]) for v, u in expected]
 
 
 def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, tmp_path, start_server, emulator):
     good = _serve(cloud, start_server, emulator, "test-1")
     assert cloud.make("deploy", MODEL_DIR=model_dir).returncode == 0
     broken = _versioned(model_dir, tmp_path, "broken")
-    assert subprocess.run([sys.executable, "-m", "train.publish", str(broken), cloud.bucket], cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
+    publish = [sys.executable, "-m", "train.publish", str(broken), cloud.bucket]
+    assert subprocess.run(publish, cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
     data = bytearray((broken / "model.tflite").read_bytes())
     data[-50] ^= 0xFF
     emulator.put(cloud.bucket, "models/broken/model.tflite", bytes(data))
@@ -222,14 +226,18 @@ def test_the_alert_address_is_kept_until_changed(cloud, model_dir, start_server,
     assert refused.returncode != 0 and "alert_email must be an e-mail address" in refused.stderr
 
 
+def _smoke(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "infra/smoke.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_smoke_test_fails_loudly_when_the_function_does_not_answer_200(start_server, tmp_path):
     missing = start_server(MODEL_URI=str(tmp_path / "no-model"))  # answers 503 model_unreadable
-    done = subprocess.run([sys.executable, "infra/smoke.py", missing.url, "--patience", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = _smoke(missing.url, "--patience", "0")
     assert done.returncode == 1 and "SMOKE TEST FAILED" in done.stderr and "HTTP 503" in done.stderr
     wrong = start_server()
-    done = subprocess.run([sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "other"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = _smoke(wrong.url, "--expect-version", "other")
     assert done.returncode == 1 and "serves model test-1, expected other" in done.stderr
-    done = subprocess.run([sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "test-1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = _smoke(wrong.url, "--expect-version", "test-1")
     assert done.returncode == 0 and "genres" in done.stdout and "test-1" in done.stdout
 
 
@@ -259,11 +267,10 @@ def test_smoke_test_waits_for_a_fresh_invoker_binding(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
-        smoke = [sys.executable, "infra/smoke.py", url, "--expect-version", "v1"]
-        done = subprocess.run([*smoke, "--patience", "30"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        done = _smoke(url, "--expect-version", "v1", "--patience", "30")
         assert done.returncode == 0, done.stderr
         assert done.stderr.count("HTTP 40") == 2 and "smoke test passed" in done.stdout
-        never = subprocess.run([*smoke, "--patience", "4"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        never = _smoke(url, "--expect-version", "v1", "--patience", "4")
         assert never.returncode == 1 and "SMOKE TEST FAILED" in never.stderr and "HTTP 403" in never.stderr
         assert "invoker binding" in never.stderr
     finally:

@@ -147,7 +147,8 @@ def test_least_privilege_service_accounts(resources):
     build = [(k, v) for k, v in bindings.items() if "google_service_account.build" in str(v.get("member", ""))]
     assert build == [(("google_project_iam_member", "build"), bindings[("google_project_iam_member", "build")])]
     assert build[0][1]["role"] == "roles/run.builder" and "var.project" in build[0][1]["project"]
-    assert not [k for k in bindings if k[0].startswith("google_storage_bucket_iam") and k != ("google_storage_bucket_iam_member", "function_reads_models")]
+    bucket_grants = [k for k in bindings if k[0].startswith("google_storage_bucket_iam")]
+    assert bucket_grants == [("google_storage_bucket_iam_member", "function_reads_models")]
     roles = {v["role"] for v in bindings.values()}
     assert not roles & {"roles/owner", "roles/editor", "roles/storage.admin", "roles/storage.objectAdmin", "roles/iam.serviceAccountUser"}
 
@@ -205,7 +206,7 @@ def test_instance_sizes_cloud_run_refuses_are_refused_at_plan_time():
         ({"cpu": "0.9", "memory_mb": 2048, "concurrency": 1}, "too large for a fractional cpu"),
         ({"memory_mb": 6144}, "more than this cpu may have"),
         ({"cpu": "4", "memory_mb": 1024}, "too small for this cpu"),
-        ({"memory_mb": 256}, "at least 512"),
+        ({"memory_mb": 256}, "at least 512"),  # also below Cloud Run's 512 MiB for gen2
         ({"cpu": "3"}, "cpu must be a number"),
         ({"cpu": "one"}, "cpu must be a number"),
         ({"concurrency": 0}, "concurrency must be a whole number from 1 to 1000"),
@@ -246,7 +247,8 @@ def test_alert_policies_watch_errors_latency_and_memory(resources):
     }
     errors = _one(policies["errors"]["conditions"][0]["condition_threshold"])
     assert 'response_code_class = \\"5xx\\"' in errors["filter"] and "request_count" in errors["denominator_filter"]
-    reducers_used = [_one(_one(c["condition_threshold"])["aggregations"])["cross_series_reducer"] for c in policies["latency"]["conditions"]]
+    latency = [_one(_one(c["condition_threshold"])["aggregations"]) for c in policies["latency"]["conditions"]]
+    reducers_used = [aggregation["cross_series_reducer"] for aggregation in latency]
     assert reducers_used == ["REDUCE_PERCENTILE_95", "REDUCE_PERCENTILE_99"]
     channel = resources[("google_monitoring_notification_channel", "email")]
     assert channel["type"] == "email" and "local.notification_emails" in str(channel["count"])
@@ -320,7 +322,8 @@ def test_checkov_clean_with_reasoned_skips():
     checkov = os.environ.get("CHECKOV") or shutil.which("checkov")
     if not checkov:
         pytest.fail("checkov not found: make test installs it into .venv-infra and sets CHECKOV")
-    done = subprocess.run([checkov, "-d", str(INFRA), "--quiet", "--compact", "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=300)
+    scan = [checkov, "-d", str(INFRA), "--quiet", "--compact", "--skip-download", "-o", "json"]
+    done = subprocess.run(scan, capture_output=True, text=True, timeout=300)
     report = json.loads(done.stdout)
     assert report["summary"]["failed"] == 0, done.stdout[:3000]
     assert report["summary"]["resource_count"] >= 5
@@ -337,7 +340,8 @@ def test_bundle_holds_the_function_only(tmp_path):
     names = bundle.build(out)
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == names
-    assert {"main.py", "requirements.txt", "openapi.yaml", *(f"postergenre/{m}.py" for m in ("imaging", "model", "artifact", "storage", "inputs"))} <= set(names)
+    modules = (f"postergenre/{m}.py" for m in ("imaging", "model", "artifact", "storage", "inputs"))
+    assert {"main.py", "requirements.txt", "openapi.yaml", *modules} <= set(names)
     assert not [n for n in names if n.startswith(("model/", "tests/", "train/")) or n.endswith((".tflite", ".pyc"))]
     assert bundle.build(tmp_path / "again.zip") == names
     assert (tmp_path / "again.zip").read_bytes() == out.read_bytes()  # reproducible
@@ -385,7 +389,8 @@ def test_bundle_takes_tracked_files_only(tmp_path):
 def test_requirements_install_into_a_clean_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([venv / "bin" / "pip", "install", "-q", "-r", ROOT / "function" / "requirements.txt"], capture_output=True, text=True, timeout=600)
+    install = [venv / "bin" / "pip", "install", "-q", "-r", ROOT / "function" / "requirements.txt"]
+    pip = subprocess.run(install, capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-2000:]
     code = "import main, sys; assert main.MODEL.loaded is None; print('tensorflow' in sys.modules)"
     done = subprocess.run([venv / "bin" / "python", "-c", code], cwd=ROOT / "function", capture_output=True, text=True, timeout=120)
@@ -394,7 +399,8 @@ def test_requirements_install_into_a_clean_venv(tmp_path):
 
 
 def test_deploy_dry_run_shows_every_step_in_order():
-    done = subprocess.run(["make", "-s", "deploy", "DRY_RUN=1", "PROJECT=p", "REGION=r", "BUCKET=b"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    dry_run = ["make", "-s", "deploy", "DRY_RUN=1", "PROJECT=p", "REGION=r", "BUCKET=b"]
+    done = subprocess.run(dry_run, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("DRY RUN: ")]
     version = json.loads((ROOT / "function" / "model" / "manifest.json").read_text())["version"]

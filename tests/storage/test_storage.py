@@ -36,7 +36,8 @@ def bucket(emulator) -> str:
 
 
 def _publish(model_dir, bucket: str, prefix: str = "models") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), bucket, prefix], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-m", "train.publish", str(model_dir), bucket, prefix]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def _version(model_dir) -> str:
@@ -163,7 +164,8 @@ def test_publish_without_a_project_or_credentials_is_a_clear_error(model_dir, tm
     """No emulator, no ADC, no gcloud config: one error line, no traceback."""
     env = {k: v for k, v in _env().items() if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")}
     env.update(CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path), GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
-    done = subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "some-bucket"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "train.publish", str(model_dir), "some-bucket"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "publish: error: Cannot reach or authenticate to Cloud Storage" in done.stderr and "--project" in done.stderr
     assert "Traceback" not in done.stderr
@@ -205,15 +207,17 @@ def test_storage_outage_at_cold_start_then_recovery(model_dir, start_server):
     try:
         own.create_bucket("outage")
         env = {"STORAGE_EMULATOR_HOST": own.host}
-        assert subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "outage"], cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
-        server = start_server(MODEL_URI=f"gs://outage/models/{_version(model_dir)}/", STORAGE_DEADLINE_SECONDS=2, RETRY_AFTER_SECONDS=3, **env)
+        publish = [sys.executable, "-m", "train.publish", str(model_dir), "outage"]
+        assert subprocess.run(publish, cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
+        uri = f"gs://outage/models/{_version(model_dir)}/"
+        server = start_server(MODEL_URI=uri, STORAGE_DEADLINE_SECONDS=2, RETRY_AFTER_SECONDS=3, **env)
         own.stop()
         down = requests.post(server.url, data=poster("Blue"), timeout=30)
         assert down.status_code == 503 and down.headers["Retry-After"] == "3"
         assert down.json()["error"]["code"] == "storage_unavailable"
         own.start()  # in-memory backend: storage comes back empty, the version is re-published
         own.create_bucket("outage")
-        assert subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "outage"], cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
+        assert subprocess.run(publish, cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
         up = requests.post(server.url, data=poster("Blue"), timeout=30)
         assert up.status_code == 200 and up.json()["genres"] == ["Blue"]
     finally:
