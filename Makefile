@@ -14,7 +14,11 @@ TEST_MODEL_DIR := build/test-model
 # The google provider's schema for the offline check of infra/*.tf: @cdktf/provider-google
 # 14.13.0 is generated from hashicorp/google 6.14.0 (the version pinned in infra/versions.tf).
 PROVIDER_SCHEMA := build/cdktf-provider-google-14.13.0.tgz
+# The same for the time provider (time_sleep): @cdktf/provider-time 11.0.0 = hashicorp/time 0.13.1.
+TIME_PROVIDER_SCHEMA := build/cdktf-provider-time-11.0.0.tgz
+FUNCTION ?= postergenre
 DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" $(if $(STATE_BUCKET),--state-bucket "$(STATE_BUCKET)") --prefix "$(PREFIX)" \
+	--function-name "$(FUNCTION)" $(if $(ALERT_EMAIL),--alert-email "$(ALERT_EMAIL)") \
 	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
 .DEFAULT_GOAL := help
@@ -51,9 +55,12 @@ $(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.p
 $(PROVIDER_SCHEMA):
 	mkdir -p build && cd build && npm pack --silent @cdktf/provider-google@14.13.0 >/dev/null
 
-test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) ## run every test (both interpreter backends)
+$(TIME_PROVIDER_SCHEMA):
+	mkdir -p build && cd build && npm pack --silent @cdktf/provider-time@11.0.0 >/dev/null
+
+test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) $(TIME_PROVIDER_SCHEMA) ## run every test (both interpreter backends)
 	.venv-test/bin/ruff check function train infra tests
-	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) TIME_PROVIDER_SCHEMA=$(TIME_PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
 	$(MAKE) test-function-tflite
 
 test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
@@ -81,8 +88,8 @@ bootstrap: .venv/.installed ## once per project: enable base APIs, create the ve
 	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make bootstrap PROJECT=p REGION=r [STATE_BUCKET=p-tfstate]" >&2; exit 2)
 	@.venv/bin/python infra/deploy.py bootstrap $(DEPLOY_ARGS)
 
-deploy: .venv/.installed ## bundle, publish (if new), verify, terraform apply, smoke test (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only)
-	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [MODEL_URI=gs://...] [PRIVATE=1] [DRY_RUN=1]" >&2; exit 2)
+deploy: .venv/.installed ## bundle, publish (if new), verify, terraform apply, smoke test (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only; see infra/README.md)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [FUNCTION=postergenre] [ALERT_EMAIL=a@b|none] [MODEL_URI=gs://...] [PRIVATE=1] [DRY_RUN=1]" >&2; exit 2)
 	@.venv/bin/python infra/deploy.py deploy $(DEPLOY_ARGS) --model-dir $(MODEL_DIR) $(if $(MODEL_URI),--model-uri "$(MODEL_URI)")
 
 rollback: .venv/.installed ## serve another published version, same code (MODEL_URI=gs://... or VERSION=; PROJECT=, REGION=, BUCKET=)

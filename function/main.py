@@ -116,7 +116,13 @@ def _cors(request: flask.Request, response: flask.Response) -> None:
 
 @functions_framework.http
 def predict(request: flask.Request) -> flask.Response:
-    """Classify a posted movie poster; see README.md and openapi.yaml for the contract."""
+    """Classify a posted movie poster; see README.md and openapi.yaml for the contract. Every log
+    line of the request (the model's load included) links to its trace (logs.request_scope)."""
+    with logs.request_scope(request.headers):
+        return _handle(request)
+
+
+def _handle(request: flask.Request) -> flask.Response:
     started = time.perf_counter()
     request_id = logs.request_id(request.headers)
     error_code = None
@@ -145,7 +151,9 @@ def predict(request: flask.Request) -> flask.Response:
             "requestUrl": request.path,  # clipped by logs.emit, like every string field
             "status": response.status_code,
             "requestSize": str(request.content_length or 0),
+            "responseSize": str(response.calculate_content_length() or 0),
             "userAgent": request.headers.get("User-Agent", "")[:200],
+            "protocol": request.environ.get("SERVER_PROTOCOL", ""),
             "latency": f"{time.perf_counter() - started:.4f}s",
         },
     )

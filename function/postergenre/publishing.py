@@ -115,7 +115,7 @@ def publish(model_dir: Path, bucket_name: str, prefix: str = "models") -> str:
     try:
         bucket = storage.client().bucket(bucket_name)
         if not bucket.exists():
-            raise PublishError(f"Bucket {bucket_name} does not exist (Terraform creates it: see README).")
+            raise PublishError(f"Bucket {bucket_name} does not exist (Terraform creates it: see infra/README.md).")
         names = (artifact.MODEL_FILE, artifact.MANIFEST_FILE)  # the manifest last
         present = {name for name in names if bucket.blob(object_prefix + name).exists()}
         for name in sorted(present):  # refuses a different model before any upload

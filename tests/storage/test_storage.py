@@ -80,6 +80,63 @@ def test_a_different_model_under_a_published_version_is_refused(model_dir, bucke
     assert "Traceback" not in again.stderr
 
 
+RESUMABLE_ABOVE = 8 * 1024 * 1024  # google-cloud-storage uploads files larger than this in resumable sessions
+
+
+def _big_variant(model_dir, edit_model, name: str, filler: bytes):
+    """The tiny model padded past 8 MiB (the client then uploads it resumably, where fake-gcs-server
+    ignores preconditions), its manifest's size and sha256 following it (artifact.write)."""
+    data = (model_dir / "model.tflite").read_bytes()
+    return edit_model(name, model_bytes=data + filler * (RESUMABLE_ABOVE // len(filler) + 1))
+
+
+def _object(emulator, bucket: str, name: str) -> bytes:
+    url = f"{emulator.host}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}"
+    return requests.get(url, params={"alt": "media"}, timeout=30).content
+
+
+def test_a_different_large_model_is_refused_before_anything_is_uploaded(model_dir, bucket, emulator, edit_model):
+    """Issue 18, finding 9: above 8 MiB the emulator would let the upload overwrite model.tflite."""
+    first = _big_variant(model_dir, edit_model, "first", b"\0")
+    other = _big_variant(model_dir, edit_model, "other", b"\1")  # same version name, different bytes
+    assert (first / "model.tflite").stat().st_size > RESUMABLE_ABOVE
+    done = _publish(first, bucket)
+    assert done.returncode == 0, done.stderr
+    version = _version(first)
+    before = _generations(emulator, bucket)
+    refused = _publish(other, bucket)
+    assert refused.returncode == 1
+    assert "already exists with a different model" in refused.stderr and "MODEL_URI=" not in refused.stdout
+    assert "uploaded" not in refused.stdout
+    assert _generations(emulator, bucket) == before  # nothing written: no new generation of either object
+    assert _object(emulator, bucket, f"models/{version}/model.tflite") == (first / "model.tflite").read_bytes()
+
+
+def test_the_create_only_precondition_still_guards_the_race(model_dir, bucket, emulator, monkeypatch, copy_model):
+    """Another publisher writes the model between the existence check and the upload: the
+    upload's if_generation_match=0 refuses it (small file: a multipart upload, which the
+    emulator checks), and the other publisher's model is kept."""
+    from google.cloud import storage as gcs
+
+    from train import publish
+
+    version = _version(model_dir)
+    theirs = b"another publisher's model"
+    real_upload = gcs.Blob.upload_from_filename
+
+    def racing_upload(blob, filename, **kwargs):
+        assert kwargs.get("if_generation_match") == 0
+        if blob.name.endswith("model.tflite"):
+            emulator.put(bucket, blob.name, theirs)  # lands after the check, before this upload
+        return real_upload(blob, filename, **kwargs)
+
+    monkeypatch.setattr(gcs.Blob, "upload_from_filename", racing_upload)
+    with pytest.raises(publish.PublishError, match="already exists with a different model"):
+        publish.publish(copy_model(), bucket)
+    assert _object(emulator, bucket, f"models/{version}/model.tflite") == theirs
+    assert f"models/{version}/manifest.json" not in _generations(emulator, bucket)  # the version never became loadable
+
+
 def test_a_publish_cut_short_is_completed(model_dir, bucket, emulator, make_app):
     """Only the model made it (the manifest goes last): publishing again adds the manifest."""
     version = _version(model_dir)
