@@ -55,17 +55,13 @@ class Step:
 
 
 def _env_int(name: str, default: int, low: int, high: int) -> int:
-    """An integer setting from the environment; a bad value is an error, not a silent default."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+    """An integer setting from the environment, parsed as the function parses its own; a bad value is an error."""
+    from postergenre import config
+
     try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"deploy: error: {name}={raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise SystemExit(f"deploy: error: {name}={value} is outside {low}..{high}")
-    return value
+        return config.env_int(name, default, low, high)
+    except config.ConfigError as exc:
+        raise SystemExit(f"deploy: error: {exc}") from None
 
 
 def _state_bucket(args: argparse.Namespace) -> str:

@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 
 
 def _number(name: str, kind: type[int] | type[float], default: int | float, low: int | float, high: int | float) -> int | float:
+    """The variable ``name`` as ``kind`` within [low, high]; ``default`` when unset or empty."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -33,11 +34,12 @@ def _number(name: str, kind: type[int] | type[float], default: int | float, low:
         value = None
     if value is None or not low <= value <= high:  # NaN fails the range test too
         what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{name}={raw!r}: expected {what} from {low} to {high} (unset: {default}).")
+        raise ConfigError(f"{name}={raw!r} is not {what} from {low} to {high} (unset: {default}).")
     return value
 
 
-def _int(name: str, default: int, low: int, high: int) -> int:
+def env_int(name: str, default: int, low: int, high: int) -> int:
+    """A whole-number setting (also infra/deploy.py's), ConfigError when it is bad."""
     return int(_number(name, int, default, low, high))
 
 
@@ -47,7 +49,7 @@ def _float(name: str, default: float, low: float, high: float) -> float:
 
 def warm_base_mb() -> int:
     """The warm serving processes' memory the decode budget leaves room for (see budget.BASE_MB)."""
-    return _int("WARM_BASE_MB", budget.BASE_MB, 0, 32768)
+    return env_int("WARM_BASE_MB", budget.BASE_MB, 0, 32768)
 
 
 @dataclass(frozen=True)
@@ -70,21 +72,21 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         origins = tuple(o.strip() for o in os.environ.get("ALLOWED_ORIGINS", "*").split(",") if o.strip()) or ("*",)
-        threads = _int("THREADS", (os.cpu_count() or 1) * 4, 1, 1024)  # gunicorn's worker threads (functions-framework reads it too)
-        memory_mb = _int("MEMORY_MB", 512, 128, 32768)  # the instance's memory, set by Terraform
+        threads = env_int("THREADS", (os.cpu_count() or 1) * 4, 1, 1024)  # gunicorn's worker threads (functions-framework reads it too)
+        memory_mb = env_int("MEMORY_MB", 512, 128, 32768)  # the instance's memory, set by Terraform
         return cls(
             model_uri=os.environ.get("MODEL_URI", "").strip() or str(BUNDLED_MODEL_DIR),
-            max_upload_bytes=_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, GEN2_MAX_REQUEST_BYTES),
+            max_upload_bytes=env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, GEN2_MAX_REQUEST_BYTES),
             decode_budget_bytes=budget.decode_budget_bytes(memory_mb, warm_base_mb()),
             decode_cpu_seconds=_float("DECODE_CPU_SECONDS", 3.0, 0.01, 600.0),
-            max_jpeg_scans=_int("MAX_JPEG_SCANS", 100, 1, 100_000),
+            max_jpeg_scans=env_int("MAX_JPEG_SCANS", 100, 1, 100_000),
             busy_wait_s=_float("BUSY_WAIT_SECONDS", 5.0, 0.0, 600.0),
             allowed_origins=origins,
-            retry_after_s=_int("RETRY_AFTER_SECONDS", 5, 1, 3600),
-            interpreters=_int("INTERPRETERS", min(os.cpu_count() or 1, threads), 1, 64),
-            interpreter_threads=_int("INTERPRETER_THREADS", 1, 1, 64),
-            storage_deadline_s=_int("STORAGE_DEADLINE_SECONDS", 30, 1, 600),
-            max_batch=_int("MAX_BATCH", 16, 1, 256),
+            retry_after_s=env_int("RETRY_AFTER_SECONDS", 5, 1, 3600),
+            interpreters=env_int("INTERPRETERS", min(os.cpu_count() or 1, threads), 1, 64),
+            interpreter_threads=env_int("INTERPRETER_THREADS", 1, 1, 64),
+            storage_deadline_s=env_int("STORAGE_DEADLINE_SECONDS", 30, 1, 600),
+            max_batch=env_int("MAX_BATCH", 16, 1, 256),
             read_timeout_s=_float("READ_TIMEOUT_SECONDS", 10.0, 0.1, 3600.0),
-            port=_int("PORT", 8080, 1, 65535),
+            port=env_int("PORT", 8080, 1, 65535),
         )

@@ -29,7 +29,7 @@ def test_unset_or_empty_takes_the_default(monkeypatch):
 )
 def test_a_bad_value_is_an_error_that_names_it(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError, match=f"^{name}='{value}': expected a (whole )?number from"):
+    with pytest.raises(ConfigError, match=f"^{name}='{value}' is not a (whole )?number from"):
         Settings.from_env()
 
 
