@@ -55,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     options = PipelineOptions(flags)
     pattern = pattern_of(args.input)
     if args.dry_run:
-        shown = {"input": pattern, "output": args.output, "model_uri": args.model_uri, "options": options.get_all_options(drop_default=True)}
+        shown = {
+            "input": pattern,
+            "output": args.output,
+            "model_uri": args.model_uri,
+            "options": options.get_all_options(drop_default=True),
+        }
         print(json.dumps(shown, indent=2, sort_keys=True, default=str))
         return 0
     settings = Settings.from_env()
@@ -68,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     del model_bytes
     _by_value()
-    plan = Plan(pattern, args.output, args.model_uri, manifest.describe(), manifest.labels, settings, args.csv, args.max_batch_size, args.num_shards)
+    plan = Plan(
+        pattern, args.output, args.model_uri, manifest.describe(), manifest.labels, settings, args.csv, args.max_batch_size, args.num_shards
+    )
     pipeline = beam.Pipeline(options=options)
     build(pipeline, plan)
     result = pipeline.run()
@@ -79,19 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     by_code = {name.removeprefix("error."): n for name, n in sorted(totals.items()) if name.startswith("error.") and n}
     ok = str(state) in ("DONE", "PipelineState.DONE") and matched == classified + failed
     summary = {
-        "state": str(state), "input": pattern, "model": manifest.describe(), "files": matched, "classified": classified, "failed": failed,
-        "errors": by_code, "seconds": round(seconds, 3), "files_per_second": round(matched / seconds, 2) if seconds else None,
-        "predictions": FileSystems.join(args.output, f"{PREDICTIONS}-*.jsonl"), "dead_letter": FileSystems.join(args.output, f"{ERRORS}-*.jsonl"),
+        "state": str(state),
+        "input": pattern,
+        "model": manifest.describe(),
+        "files": matched,
+        "classified": classified,
+        "failed": failed,
+        "errors": by_code,
+        "seconds": round(seconds, 3),
+        "files_per_second": round(matched / seconds, 2) if seconds else None,
+        "predictions": FileSystems.join(args.output, f"{PREDICTIONS}-*.jsonl"),
+        "dead_letter": FileSystems.join(args.output, f"{ERRORS}-*.jsonl"),
         "complete": ok,
     }
     with FileSystems.create(FileSystems.join(args.output, "summary.json")) as f:
         f.write((json.dumps(summary, indent=2) + "\n").encode())
     codes = ", ".join(f"{code} {n}" for code, n in by_code.items())
-    print(f"{matched} files: {classified} classified, {failed} failed{f' ({codes})' if codes else ''}; "
-          f"{seconds:.1f} s, start-up included ({summary['files_per_second']} files/s); model {manifest.version}; state {state}")
+    print(
+        f"{matched} files: {classified} classified, {failed} failed{f' ({codes})' if codes else ''}; "
+        f"{seconds:.1f} s, start-up included ({summary['files_per_second']} files/s); model {manifest.version}; state {state}"
+    )
     print(f"predictions: {summary['predictions']}\ndead letter: {summary['dead_letter']}")
     if not ok:
-        print("INCOMPLETE: not every matched file has exactly one line" if matched != classified + failed else "the pipeline did not finish", file=sys.stderr)
+        print(
+            "INCOMPLETE: not every matched file has exactly one line" if matched != classified + failed else "the pipeline did not finish",
+            file=sys.stderr,
+        )
     return 0 if ok else 1
 
 

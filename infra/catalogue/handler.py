@@ -77,7 +77,9 @@ class PosterModelHandler(ModelHandler[bytes, dict, Classifier]):
         _LOG.info("model %s loaded from %s", predictor.manifest.version, self.model_uri)
         return Classifier(predictor, limits(s))
 
-    def run_inference(self, batch: Sequence[bytes], model: Classifier, inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
+    def run_inference(
+        self, batch: Sequence[bytes], model: Classifier, inference_args: dict[str, Any] | None = None
+    ) -> Iterable[PredictionResult]:
         version = model.predictor.manifest.version
         # Built whole before returning: a failure can then only fail the batch before any output.
         return [PredictionResult(None, model.answer(data), version) for data in batch]

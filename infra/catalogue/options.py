@@ -25,11 +25,19 @@ LOCAL_RUNNERS = ("direct", "directrunner", "fnapirunner")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m infra.catalogue", description="Classify every poster under INPUT with the function's model; write JSON lines to OUTPUT.")
+    p = argparse.ArgumentParser(
+        prog="python -m infra.catalogue",
+        description="Classify every poster under INPUT with the function's model; write JSON lines to OUTPUT.",
+    )
     p.add_argument("--input", required=True, help="a folder, a file or a glob: posters/, 'posters/**/*.jpg', gs://bucket/posters/")
-    p.add_argument("--output", required=True, help="output folder (local or gs://): predictions-*.jsonl, errors-*.jsonl (dead letter), summary.json")
-    p.add_argument("--model-uri", default=os.environ.get("MODEL_URI", "").strip() or str(BUNDLED_MODEL_DIR),
-                   help="model artifact: a folder or a gs:// version (default: $MODEL_URI, else the bundled model)")
+    p.add_argument(
+        "--output", required=True, help="output folder (local or gs://): predictions-*.jsonl, errors-*.jsonl (dead letter), summary.json"
+    )
+    p.add_argument(
+        "--model-uri",
+        default=os.environ.get("MODEL_URI", "").strip() or str(BUNDLED_MODEL_DIR),
+        help="model artifact: a folder or a gs:// version (default: $MODEL_URI, else the bundled model)",
+    )
     p.add_argument("--runner", default="direct", help="direct (this machine, default) or dataflow; any other Beam runner name is passed on")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local worker processes (default: one per core)")
     p.add_argument("--csv", action="store_true", help="also write predictions-*.csv (one column per label)")
@@ -53,13 +61,19 @@ def beam_flags(args: argparse.Namespace, extra: list[str]) -> list[str]:
     runner = args.runner.lower()
     if runner in LOCAL_RUNNERS:
         workers = max(1, args.workers)
-        flags = ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={'multi_processing' if workers > 1 else 'in_memory'}"]
+        flags = [
+            "--runner=FnApiRunner",
+            f"--direct_num_workers={workers}",
+            f"--direct_running_mode={'multi_processing' if workers > 1 else 'in_memory'}",
+        ]
     elif is_dataflow(runner):
         missing = [name for name in ("project", "region", "temp_location") if not getattr(args, name)]
         if missing:
             raise SystemExit(f"dataflow needs {', '.join('--' + m.replace('_', '-') for m in missing)}")
         if not args.model_uri.startswith("gs://"):
-            raise SystemExit("dataflow workers read the model from Cloud Storage: pass --model-uri gs://BUCKET/PREFIX/VERSION/ (make publish prints it)")
+            raise SystemExit(
+                "dataflow workers read the model from Cloud Storage: pass --model-uri gs://BUCKET/PREFIX/VERSION/ (make publish prints it)"
+            )
         flags = [
             "--runner=DataflowRunner",
             f"--project={args.project}",

@@ -78,7 +78,9 @@ class ReadPoster(beam.DoFn):
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 data = f.read(self.max_bytes + 1)
         except Exception as exc:  # noqa: BLE001 - a vanished or forbidden file is that file's error, not the run's
-            yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, error("unreadable_file", f"The file could not be read: {exc.__class__.__name__}."), self.model))
+            yield beam.pvalue.TaggedOutput(
+                UNREADABLE, record(path, error("unreadable_file", f"The file could not be read: {exc.__class__.__name__}."), self.model)
+            )
             return
         if len(data) > self.max_bytes:  # grew since it was matched
             yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, error(too_large.code, too_large.message), self.model))
@@ -174,5 +176,6 @@ def build(p: beam.Pipeline, plan: Plan) -> None:
         (
             records
             | "Csv" >> beam.Map(csv_line, plan.labels)
-            | "WriteCsv" >> beam.io.WriteToText(output_prefix(plan, PREDICTIONS), ".csv", num_shards=plan.num_shards, header=csv_header(plan.labels))
+            | "WriteCsv"
+            >> beam.io.WriteToText(output_prefix(plan, PREDICTIONS), ".csv", num_shards=plan.num_shards, header=csv_header(plan.labels))
         )
