@@ -113,8 +113,8 @@ versions: .venv/.installed ## list published versions: publish time, headline va
 	@test -n "$(BUCKET)" || (echo "usage: make versions BUCKET=b [PREFIX=models] [PROJECT=p]" >&2; exit 2)
 	@.venv/bin/python infra/versions.py --bucket "$(BUCKET)" --prefix "$(PREFIX)" $(if $(PROJECT),--project "$(PROJECT)")
 
-bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
-	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python
+bench: .venv/.installed .venv-test/.installed .venv-beam/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server, catalogue pipeline vs HTTP (not part of make test)
+	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python --beam-python .venv-beam/bin/python
 
 figures: ## rewrite README.md's figures from tests/bench/results/*.json and train/reports/report.json (tests/docs checks them)
 	$(PYTHON) -m tests.bench.summary
