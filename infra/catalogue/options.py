@@ -2,8 +2,10 @@
 
 Local runs use Beam's FnApiRunner, the engine the DirectRunner itself picks for batch pipelines,
 named directly: the DirectRunner first tries to download the Prism runner from the internet.
-Several worker processes pay off on a multi-core machine (the model runs single-threaded per
-poster; see README.md for the measurements). Dataflow runs stage the function's package
+By default it runs one worker thread per core in one process: the threads share one
+model (its interpreter pool) and LiteRT and Pillow release the GIL, while worker processes
+each start, load the model and receive every poster over gRPC, which measured slower on 2 cores
+(README.md). Dataflow runs stage the function's package
 (``pyproject.toml`` at the repository root builds ``postergenre``) and install the pinned
 serving dependencies (``requirements-worker.txt``) on top of the Beam SDK container of the
 launching Beam version.
@@ -39,7 +41,13 @@ def parser() -> argparse.ArgumentParser:
         help="model artifact: a folder or a gs:// version (default: $MODEL_URI, else the bundled model)",
     )
     p.add_argument("--runner", default="direct", help="direct (this machine, default) or dataflow; any other Beam runner name is passed on")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local worker processes (default: one per core)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local workers (default: one per core)")
+    p.add_argument(
+        "--running-mode",
+        choices=("multi_threading", "multi_processing"),
+        default="multi_threading",
+        help="local workers as threads sharing one model (default) or as processes",
+    )
     p.add_argument("--csv", action="store_true", help="also write predictions-*.csv (one column per label)")
     p.add_argument("--max-batch-size", type=int, default=None, help="posters per RunInference batch (default: MAX_BATCH, as the function)")
     p.add_argument("--num-shards", type=int, default=0, help="output files per kind (default: the runner decides)")
@@ -64,7 +72,7 @@ def beam_flags(args: argparse.Namespace, extra: list[str]) -> list[str]:
         flags = [
             "--runner=FnApiRunner",
             f"--direct_num_workers={workers}",
-            f"--direct_running_mode={'multi_processing' if workers > 1 else 'in_memory'}",
+            f"--direct_running_mode={args.running_mode if workers > 1 else 'in_memory'}",
         ]
     elif is_dataflow(runner):
         missing = [name for name in ("project", "region", "temp_location") if not getattr(args, name)]

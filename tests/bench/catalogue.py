@@ -1,7 +1,7 @@
 """The catalogue pipeline vs the HTTP function, on the same posters, in one run, with the bundled model.
 
-Three ways through the same N posters: the Beam pipeline on this machine (one process and one
-per core, timed from its launch to its summary: start-up, model load and output included), one
+Three ways through the same N posters: the Beam pipeline on this machine (one worker, and one
+per core as threads and as processes, timed from its launch to its summary: start-up, model load and output included), one
 request per poster to the function as `make serve` runs it, and batches of 16 (MAX_BATCH) to it.
 The HTTP figures exclude the server's start (reported apart), which favours them.
 Standalone: python -m tests.bench.catalogue --function-python .venv/bin/python --beam-python .venv-beam/bin/python
@@ -39,7 +39,7 @@ def posters(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def pipeline(beam_python: str, folder: Path, out: Path, workers: int) -> dict:
+def pipeline(beam_python: str, folder: Path, out: Path, workers: int, mode: str = "multi_threading") -> dict:
     cmd = [
         beam_python,
         "-m",
@@ -59,7 +59,13 @@ def pipeline(beam_python: str, folder: Path, out: Path, workers: int) -> dict:
     if run.returncode != 0:
         raise RuntimeError(f"pipeline failed: {run.stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"workers": workers, "seconds": seconds, "files": summary["files"], "posters_per_s": summary["files"] / seconds}
+    return {
+        "workers": workers,
+        "mode": mode if workers > 1 else "in_memory",
+        "seconds": seconds,
+        "files": summary["files"],
+        "posters_per_s": summary["files"] / seconds,
+    }
 
 
 def http(function_python: str, paths: list[Path]) -> dict:
@@ -95,7 +101,13 @@ def http(function_python: str, paths: list[Path]) -> dict:
 def bench(function_python: str, beam_python: str, n: int = 300) -> dict:
     with tempfile.TemporaryDirectory(prefix="catalogue-bench-") as tmp:
         paths = posters(Path(tmp) / "posters", n)
-        runs = [pipeline(beam_python, Path(tmp) / "posters", Path(tmp) / f"out-{w}", w) for w in sorted({1, os.cpu_count() or 1})]
+        n_cores = os.cpu_count() or 1
+        modes = (
+            [(1, "multi_threading"), (n_cores, "multi_threading"), (n_cores, "multi_processing")]
+            if n_cores > 1
+            else [(1, "multi_threading")]
+        )
+        runs = [pipeline(beam_python, Path(tmp) / "posters", Path(tmp) / f"out-{i}", w, m) for i, (w, m) in enumerate(modes)]
         return {"posters": n, "pipeline": runs, "http": http(function_python, paths)}
 
 

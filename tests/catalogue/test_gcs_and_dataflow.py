@@ -132,3 +132,10 @@ def test_workers_need_only_postergenre(tmp_path, model_dir):
     out = subprocess.run([sys.executable, "-c", code, str(blob)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["test-1", "100"]
+
+
+def test_local_dry_run_uses_the_fn_api_runner_with_threads(model_dir):
+    run = run_pipeline("--input", "posters/", "--output", "out/", "--workers", "2", "--dry-run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    opts = json.loads(run.stdout)["options"]
+    assert (opts["runner"], opts["direct_num_workers"], opts["direct_running_mode"]) == ("FnApiRunner", 2, "multi_threading")
