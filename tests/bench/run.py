@@ -28,6 +28,7 @@ import numpy as np
 import requests
 from PIL import Image, ImageDraw, ImageFilter
 
+from tests.bench import catalogue
 from tests.helpers.server import FUNCTION_DIR, ServerProcess, function_command
 from tests.helpers.worst import issue_inputs, just_over, worst_inputs
 
@@ -253,6 +254,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--function-dir", type=Path, default=FUNCTION_DIR, help="function source for the memory matrix (e.g. an older checkout)"
     )
+    parser.add_argument(
+        "--beam-python", help="catalogue pipeline venv python: adds pipeline vs HTTP posters/s (tests/bench/catalogue.py)"
+    )
     args = parser.parse_args()
     # absolute, but not resolved: a venv's python is a symlink to the base interpreter
     args.function_python, args.tf_python = os.path.abspath(args.function_python), os.path.abspath(args.tf_python)
@@ -281,9 +285,13 @@ def main() -> int:
         results.update(measure_warm(args, threads, typical, large, posters))
     results.update(measure_tf_baseline(args, typical))
     results.update(measure_sizes(args))
+    if args.beam_python:
+        results["catalogue"] = catalogue.bench(args.function_python, os.path.abspath(args.beam_python))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    if "catalogue" in results:
+        print(catalogue.table(results["catalogue"]))
     print(batch_table(results["batch_threads1"]))
     print()
     print(memory_table(memory))
