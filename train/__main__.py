@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rank-weight", type=float, default=0.0, help="weight of the listwise softmax ranking term")
     parser.add_argument("--head-seeds", type=int, default=3, help="heads per backbone, scores averaged")
+    parser.add_argument("--gamma-neg", type=float, default=0.0, help="asymmetric loss: focusing power on negatives (0: BCE)")
+    parser.add_argument("--clip", type=float, default=0.0, help="asymmetric loss: negatives' scores shifted down by this")
+    parser.add_argument("--pos-weight-power", type=float, default=0.0, help="positives weighted (negatives/positives) ** this per genre")
+    parser.add_argument("--augmented-views", type=int, default=0, help="augmented views per poster (crop, scale, colour) next to plain and flipped")
+    parser.add_argument("--distill", type=float, default=0.0, help="weight of the teacher's out-of-fold scores in the targets (train/distill.py)")
+    parser.add_argument("--teacher-seeds", type=int, default=1, help="head seeds of the teacher's per-fold-pair models (cross-validation only)")
+    parser.add_argument("--variants", default="",
+                        help="more head recipes cross-validated on the shipped backbones, 'name:key=value,...;name2:...' (keys: "
+                             "augmented_views, distill, HeadOptions fields); the v2 recipe is always compared")
+    parser.add_argument("--recipe", default=None, help="ship this recipe from --variants instead of the one the options above describe")
+    parser.add_argument("--latency-compare", default="",
+                        help="name=artifact_dir,...: models timed interleaved with the new one (invoke only), e.g. v1=build/v1")
     parser.add_argument("--cache-dir", type=Path, default=Path("build/cache"), help="backbone features and CV scores reused between runs")
     parser.add_argument("--cv-only", action="store_true", help="stop after cross-validation (to compare backbones)")
     parser.add_argument("--parity-posters", type=int, default=200)
@@ -125,7 +137,8 @@ def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, di
             nets[name] = backbones.build(name, args.height, args.width, weights)
         if weights is None:
             backbones.calibrate_batchnorm(nets[name], dataset.images[: min(256, len(dataset.images))])
-        feats[name], keys[name] = features.backbone_features(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir)
+        augmented = args.max_augmented if name in args.backbones else 0
+        feats[name], keys[name] = features.backbone_features(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir, augmented)
     return nets, feats, keys
 
 
@@ -138,7 +151,7 @@ def _cross_validate(args, dataset, feats, keys, options) -> dict:
     curves, epochs, oof = {}, {}, {}
     for name, feat in feats.items():
         key = None if keys[name] is None else {"features": keys[name], "fold_seed": args.seed, "folds": args.folds}
-        curve = crossval.oof_scores(feat, labels, folds, options, name, args.cache_dir, key)
+        curve, _ = crossval.oof_scores(feat[:2], labels, folds, options, name, args.cache_dir, key)
         epochs[name], curves[name] = crossval.best_epoch(curve, labels)
         oof[name] = curve[epochs[name] - 1]
     sets = {}
@@ -150,9 +163,54 @@ def _cross_validate(args, dataset, feats, keys, options) -> dict:
     return {"folds": folds, "epochs": epochs, "curves": curves, "oof": oof, "sets": sets}
 
 
+def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: dict, pairs: np.ndarray | None) -> dict:
+    """One head recipe on the shipped backbones: per-backbone OOF curves and epochs, the ensemble's CV figures and seconds."""
+    from train import crossval, distill, features
+
+    folds = cv["folds"]
+    targets = None
+    if recipe.distill:
+        targets = np.stack([distill.targets(labels, pairs[k], recipe.distill) for k in range(args.folds)])
+    curves, epochs, oof, seconds = {}, {}, {}, 0.0
+    for name in args.backbones:
+        feat = feats[name][: 2 + recipe.augmented_views]
+        key = features.views_key(keys[name], recipe.augmented_views)
+        key = None if key is None else {"features": key, "fold_seed": args.seed, "folds": args.folds}
+        curve, took = crossval.oof_scores(feat, labels, folds, recipe.options, name, args.cache_dir, key, targets)
+        seconds += took or 0.0
+        epochs[name], curves[name] = crossval.best_epoch(curve, labels)
+        oof[name] = curve[epochs[name] - 1]
+    scores = np.mean([oof[n] for n in args.backbones], axis=0)
+    result = crossval.evaluate(labels, scores, folds)
+    f = result["folds"]
+    print(f"recipe {recipe.name:24s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in crossval.HEADLINE[:5]), flush=True)
+    return {"recipe": recipe.describe(), "epochs": epochs, "curves": curves, "oof": oof, "scores": scores, "result": result,
+            "cv_seconds": round(seconds, 1)}
+
+
+def _recipes(args, options) -> tuple[list, object, object]:
+    """(every recipe to cross-validate, the shipped one, the v2 recipe that is also the teacher's)."""
+    from train import variants
+
+    cli = variants.Recipe("cli", replace(options, gamma_neg=args.gamma_neg, clip=args.clip, pos_weight_power=args.pos_weight_power),
+                          args.augmented_views, args.distill)
+    base = variants.teacher(cli)
+    listed = variants.parse(args.variants, base)
+    if args.recipe is not None:
+        shipped = next((r for r in listed if r.name == args.recipe), None)
+        if shipped is None:
+            raise data.DataError(f"--recipe {args.recipe!r} is not one of --variants ({', '.join(r.name for r in listed)})")
+    else:
+        shipped = next((r for r in [base, *listed] if (r.options, r.augmented_views, r.distill) == (cli.options, cli.augmented_views, cli.distill)), cli)
+    everything = [base, *(r for r in listed if r.name != base.name)]
+    if shipped not in everything:
+        everything.append(shipped)
+    return everything, shipped, base
+
+
 def run_ours(args: argparse.Namespace) -> None:
     with quiet.native_stderr():  # TensorFlow's import-time notices
-        from train import explain, export, heads, model
+        from train import distill, explain, export, heads, model
 
     start = time.monotonic()
     spec = imaging.InputSpec(args.height, args.width, "bilinear")
@@ -165,23 +223,41 @@ def run_ours(args: argparse.Namespace) -> None:
     options = heads.HeadOptions(hidden=args.hidden, input_dropout=args.input_dropout, dropout=args.dropout, max_epochs=args.max_epochs,
                                 lr=args.head_lr, weight_decay=args.weight_decay, batch_size=args.batch_size, rank_weight=args.rank_weight,
                                 seeds=args.head_seeds)
+    recipes, recipe, base = _recipes(args, options)
+    args.max_augmented = max(r.augmented_views for r in recipes)
     nets, feats, keys = _features(args, dataset)
     features_seconds = time.monotonic() - start
-    cv = _cross_validate(args, dataset, feats, keys, options)
+    cv = _cross_validate(args, dataset, feats, keys, base.options)  # the v2 recipe on every backbone: candidates and teacher
     shipped = "+".join(args.backbones)
     cv_seconds = time.monotonic() - start - features_seconds
+    pairs, teacher_seconds = None, 0.0
+    if any(r.distill for r in recipes):
+        fold_keys = {n: None if k is None else {"features": k, "fold_seed": args.seed, "folds": args.folds} for n, k in keys.items()}
+        pairs, teacher_seconds = distill.pair_scores({n: f[:2] for n, f in feats.items()}, labels, cv["folds"], replace(base.options, seeds=args.teacher_seeds),
+                                                     cv["epochs"],
+                                                     fold_keys, args.cache_dir)
+    results = {r.name: _recipe_cv(args, labels, feats, keys, r, cv, pairs) for r in recipes}
+    _bootstrap(labels, cv["folds"], results, base.name)
+    recipes_seconds = time.monotonic() - start - features_seconds - cv_seconds
+    summary = {name: {k: v for k, v in r.items() if k not in ("oof", "scores")} for name, r in results.items()}
     if args.cv_only:
-        (args.out / "cv.json").write_text(json.dumps({"labels": names, "epochs": cv["epochs"], "sets": cv["sets"]}, indent=2) + "\n", encoding="utf-8")
+        (args.out / "cv.json").write_text(json.dumps({"labels": names, "epochs": cv["epochs"], "sets": cv["sets"], "recipes": summary},
+                                                     indent=2) + "\n", encoding="utf-8")
         return
 
-    oof = np.mean([cv["oof"][n] for n in args.backbones], axis=0)
+    ours = results[recipe.name]
+    oof = ours["scores"]
     chosen, f1_at = calibrate.thresholds(labels, oof)  # out-of-fold scores of the shipped ensemble
+    goal = labels
+    if recipe.distill:  # the teacher: every cross-validated backbone's out-of-fold scores
+        goal = distill.targets(labels, np.mean([cv["oof"][n] for n in feats], axis=0), recipe.distill)
     members = {}
     for name in args.backbones:  # refit on every poster, epochs fixed by CV
-        fitted = [heads.fit(feats[name], labels, options, cv["epochs"][name], args.seed + s, f"{name}_head{s}")[0] for s in range(options.seeds)]
+        feat = feats[name][: 2 + recipe.augmented_views]
+        fitted = [heads.fit(feat, goal, recipe.options, ours["epochs"][name], args.seed + s, f"{name}_head{s}")[0] for s in range(recipe.options.seeds)]
         members[name] = (nets[name], fitted)
     net = model.ensemble(spec.height, spec.width, members)
-    refit_seconds = time.monotonic() - start - features_seconds - cv_seconds
+    refit_seconds = time.monotonic() - start - features_seconds - cv_seconds - recipes_seconds
 
     manifest = export.base_manifest(args.name, args.version, names, chosen, spec)
     manifest.update(explain.manifest_entry(net))  # the explanation output (train/explain.py)
@@ -193,19 +269,26 @@ def run_ours(args: argparse.Namespace) -> None:
     parity = export.parity(net, args.out, posters, dataset.images[probe])
     costs = _costs(args, spec, members, names, chosen, posters[:10])
     costs[shipped] = {**export.latency(args.out, posters[:10]), "params": int(net.count_params())}
-    ensemble_cv = cv["sets"][shipped]
+    compare = dict(item.split("=", 1) for item in args.latency_compare.split(",") if item)
+    if compare:
+        costs["interleaved"] = export.interleaved_latency({**{k: Path(v) for k, v in compare.items()}, "this model": args.out}, posters[:10])
+    ensemble_cv = ours["result"]
     headline = ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro", "precision_at_3")
     training = {
         "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
-                f"each: global average pool + {options.seeds} MLP heads; scores averaged over heads, then over backbones",
+                f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
         "posters": dataset.counts,
         "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "
                      "out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; heads refit on all posters",
-        "epochs": cv["epochs"],
-        "head": asdict(options),
+        "recipe": recipe.describe(),
+        "teacher": list(feats) if recipe.distill else None,
+        "epochs": {**cv["epochs"], **{f"{n} ({recipe.name})": e for n, e in ours["epochs"].items()}},
+        "shipped_epochs": ours["epochs"],
+        "head": asdict(recipe.options),
         "params": int(net.count_params()),
-        "seconds": {"features": round(features_seconds, 1), "cross_validation": round(cv_seconds, 1), "refit": round(refit_seconds, 1)},
+        "seconds": {"features": round(features_seconds, 1), "cross_validation": round(cv_seconds, 1),
+                    "teacher_pairs": round(teacher_seconds or 0.0, 1), "recipes": round(recipes_seconds, 1), "refit": round(refit_seconds, 1)},
     }
     manifest = export.write_artifact(
         args.out,
@@ -235,18 +318,31 @@ def run_ours(args: argparse.Namespace) -> None:
         "training": training,
         "baselines": baselines,
         "cv": {name: {**result, "members": name.split("+")} for name, result in cv["sets"].items()},
-        "cv_curves": cv["curves"],
+        "cv_curves": {**cv["curves"], **{f"{n} ({recipe.name})": c for n, c in ours["curves"].items()}},
+        "recipes": summary,
+        "recipe": recipe.name,
+        "reference_recipe": base.name,
         "calibration": {"thresholds": {label: float(t) for label, t in zip(names, chosen)}, "f1_at_threshold": f1_at.tolist()},
         "costs": costs,
         "parity": parity,
         "train_seconds": round(time.monotonic() - start, 1),
     }
     if args.compare:
-        full["v1_split"] = _compare_v1(args.compare, args.val_fraction, dataset, cv, shipped)
+        full["v1_split"] = _compare_v1(args.compare, args.val_fraction, dataset, cv["folds"], oof)
     report.write(args.out, full)
     if args.reports_dir:
         report.copy(args.out, args.reports_dir)
     print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
+
+
+def _bootstrap(labels: np.ndarray, folds: np.ndarray, results: dict, reference: str) -> None:
+    """Paired bootstrap intervals of every recipe's pooled figures and of its difference to ``reference`` (cross-fitted decisions)."""
+    from train import bootstrap
+
+    pred = {name: calibrate.crossfit_decisions(labels, r["scores"], folds) for name, r in results.items()}
+    for name, r in results.items():
+        ref = None if name == reference else results[reference]["scores"]
+        r["bootstrap"] = bootstrap.paired(labels, r["scores"], pred[name], ref, None if ref is None else pred[reference], resamples=500)
 
 
 def _costs(args, spec, members: dict, names: list[str], thresholds: np.ndarray, posters: list[bytes]) -> dict:
@@ -272,7 +368,7 @@ def _baselines(labels: np.ndarray, folds: np.ndarray) -> dict:
     return metrics.baselines(labels, prior)
 
 
-def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict, shipped: str) -> dict:
+def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, folds: np.ndarray, oof: np.ndarray) -> dict:
     """v1 and the seed CNN were scored on v1's 947 validation posters only: compare there.
 
     Their split is regenerated (stratified_split, v1's seed and fraction) and checked against
@@ -285,8 +381,7 @@ def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict
     y = dataset.labels[val]
     if len(val) != v1["data"]["val_posters"] or y.sum(axis=0).astype(int).tolist() != v1["data"]["val_positives"]:
         raise data.DataError(f"cannot regenerate v1's validation split from {path}")
-    oof = np.mean([cv["oof"][n] for n in shipped.split("+")], axis=0)
-    pred = calibrate.crossfit_decisions(dataset.labels, oof, cv["folds"])[val]
+    pred = calibrate.crossfit_decisions(dataset.labels, oof, folds)[val]
     return {
         "posters": len(val),
         "v1": {**v1["ours"]["metrics"], "crossfit_f1_macro": v1["ours"]["crossfit_decisions"]["f1_macro"],
