@@ -37,12 +37,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rank-weight", type=float, default=0.0, help="weight of the listwise softmax ranking term")
     parser.add_argument("--head-seeds", type=int, default=3, help="heads per backbone, scores averaged")
+    parser.add_argument("--cv-seeds", type=int, default=None, help="heads per backbone in cross-validation (default: --head-seeds)")
     parser.add_argument("--gamma-neg", type=float, default=0.0, help="asymmetric loss: focusing power on negatives (0: BCE)")
     parser.add_argument("--clip", type=float, default=0.0, help="asymmetric loss: negatives' scores shifted down by this")
     parser.add_argument("--pos-weight-power", type=float, default=0.0, help="positives weighted (negatives/positives) ** this per genre")
-    parser.add_argument("--augmented-views", type=int, default=0, help="augmented views per poster (crop, scale, colour) next to plain and flipped")
-    parser.add_argument("--distill", type=float, default=0.0, help="weight of the teacher's out-of-fold scores in the targets (train/distill.py)")
-    parser.add_argument("--teacher-seeds", type=int, default=1, help="head seeds of the teacher's per-fold-pair models (cross-validation only)")
+    parser.add_argument("--augmented-views", type=int, default=0,
+                        help="augmented views per poster (crop, scale, colour) next to plain and flipped")
+    parser.add_argument("--distill", type=float, default=0.0,
+                        help="weight of the teacher's out-of-fold scores in the targets (train/distill.py)")
+    parser.add_argument("--teacher-seeds", type=int, default=1,
+                        help="head seeds of the teacher's per-fold-pair models (cross-validation only)")
     parser.add_argument("--variants", default="",
                         help="more head recipes cross-validated on the shipped backbones, 'name:key=value,...;name2:...' (keys: "
                              "augmented_views, distill, HeadOptions fields); the v2 recipe is always compared")
@@ -138,7 +142,8 @@ def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, di
         if weights is None:
             backbones.calibrate_batchnorm(nets[name], dataset.images[: min(256, len(dataset.images))])
         augmented = args.max_augmented if name in args.backbones else 0
-        feats[name], keys[name] = features.backbone_features(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir, augmented)
+        feats[name], keys[name] = features.backbone_features(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir,
+                                                             augmented)
     return nets, feats, keys
 
 
@@ -201,7 +206,8 @@ def _recipes(args, options) -> tuple[list, object, object]:
         if shipped is None:
             raise data.DataError(f"--recipe {args.recipe!r} is not one of --variants ({', '.join(r.name for r in listed)})")
     else:
-        shipped = next((r for r in [base, *listed] if (r.options, r.augmented_views, r.distill) == (cli.options, cli.augmented_views, cli.distill)), cli)
+        same = lambda r: (r.options, r.augmented_views, r.distill) == (cli.options, cli.augmented_views, cli.distill)  # noqa: E731
+        shipped = next((r for r in [base, *listed] if same(r)), cli)
     everything = [base, *(r for r in listed if r.name != base.name)]
     if shipped not in everything:
         everything.append(shipped)
@@ -222,7 +228,7 @@ def run_ours(args: argparse.Namespace) -> None:
     print(f"posters: {dataset.counts}; genres {len(names)}; dropped genres {dataset.dropped_labels}", flush=True)
     options = heads.HeadOptions(hidden=args.hidden, input_dropout=args.input_dropout, dropout=args.dropout, max_epochs=args.max_epochs,
                                 lr=args.head_lr, weight_decay=args.weight_decay, batch_size=args.batch_size, rank_weight=args.rank_weight,
-                                seeds=args.head_seeds)
+                                seeds=args.head_seeds if args.cv_seeds is None else args.cv_seeds)
     recipes, recipe, base = _recipes(args, options)
     args.max_augmented = max(r.augmented_views for r in recipes)
     nets, feats, keys = _features(args, dataset)
@@ -233,9 +239,9 @@ def run_ours(args: argparse.Namespace) -> None:
     pairs, teacher_seconds = None, 0.0
     if any(r.distill for r in recipes):
         fold_keys = {n: None if k is None else {"features": k, "fold_seed": args.seed, "folds": args.folds} for n, k in keys.items()}
-        pairs, teacher_seconds = distill.pair_scores({n: f[:2] for n, f in feats.items()}, labels, cv["folds"], replace(base.options, seeds=args.teacher_seeds),
-                                                     cv["epochs"],
-                                                     fold_keys, args.cache_dir)
+        teacher_options = replace(base.options, seeds=args.teacher_seeds)
+        pairs, teacher_seconds = distill.pair_scores({n: f[:2] for n, f in feats.items()}, labels, cv["folds"], teacher_options,
+                                                     cv["epochs"], fold_keys, args.cache_dir)
     results = {r.name: _recipe_cv(args, labels, feats, keys, r, cv, pairs) for r in recipes}
     _bootstrap(labels, cv["folds"], results, base.name)
     recipes_seconds = time.monotonic() - start - features_seconds - cv_seconds
@@ -254,7 +260,8 @@ def run_ours(args: argparse.Namespace) -> None:
     members = {}
     for name in args.backbones:  # refit on every poster, epochs fixed by CV
         feat = feats[name][: 2 + recipe.augmented_views]
-        fitted = [heads.fit(feat, goal, recipe.options, ours["epochs"][name], args.seed + s, f"{name}_head{s}")[0] for s in range(recipe.options.seeds)]
+        fitted = [heads.fit(feat, goal, recipe.options, ours["epochs"][name], args.seed + s, f"{name}_head{s}")[0]
+                  for s in range(args.head_seeds)]
         members[name] = (nets[name], fitted)
     net = model.ensemble(spec.height, spec.width, members)
     refit_seconds = time.monotonic() - start - features_seconds - cv_seconds - recipes_seconds
@@ -271,12 +278,13 @@ def run_ours(args: argparse.Namespace) -> None:
     costs[shipped] = {**export.latency(args.out, posters[:10]), "params": int(net.count_params())}
     compare = dict(item.split("=", 1) for item in args.latency_compare.split(",") if item)
     if compare:
-        costs["interleaved"] = export.interleaved_latency({**{k: Path(v) for k, v in compare.items()}, "this model": args.out}, posters[:10])
+        timed = {**{k: Path(v) for k, v in compare.items()}, "this model": args.out}
+        costs["interleaved"] = export.interleaved_latency(timed, posters[:10])
     ensemble_cv = ours["result"]
     headline = ("mAP_macro", "roc_auc_macro", "one_error", "f1_macro", "f1_micro", "precision_at_3")
     training = {
         "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
-                f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
+                f"each: global average pool + {args.head_seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
         "posters": dataset.counts,
         "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "
@@ -285,10 +293,11 @@ def run_ours(args: argparse.Namespace) -> None:
         "teacher": list(feats) if recipe.distill else None,
         "epochs": {**cv["epochs"], **{f"{n} ({recipe.name})": e for n, e in ours["epochs"].items()}},
         "shipped_epochs": ours["epochs"],
-        "head": asdict(recipe.options),
+        "head": {**asdict(recipe.options), "seeds": args.head_seeds, "cv_seeds": recipe.options.seeds},
         "params": int(net.count_params()),
         "seconds": {"features": round(features_seconds, 1), "cross_validation": round(cv_seconds, 1),
-                    "teacher_pairs": round(teacher_seconds or 0.0, 1), "recipes": round(recipes_seconds, 1), "refit": round(refit_seconds, 1)},
+                    "teacher_pairs": round(teacher_seconds or 0.0, 1), "recipes": round(recipes_seconds, 1),
+                    "refit": round(refit_seconds, 1)},
     }
     manifest = export.write_artifact(
         args.out,

@@ -113,7 +113,8 @@ def weights_digest(path: Path) -> str:
 
 
 def backbone_features(net: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str],
-                      cache: Path | None, augmented: int = 0, augment: Augment = Augment(), maps: bool = False) -> tuple[np.ndarray, dict | None]:
+                      cache: Path | None, augmented: int = 0, augment: Augment = Augment(),
+                      maps: bool = False) -> tuple[np.ndarray, dict | None]:
     """(pooled features [2 + augmented, N, C] of ``images`` (posters ``ids``), their cache key), from ``cache`` if computed before.
 
     The key (of the base views; views_key gives the others') names the posters, the input size,

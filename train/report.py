@@ -76,7 +76,7 @@ def write(out: Path, report: dict) -> None:
     labels, shipped = report["labels"], report["shipped"]
     plot_cv_curves(report["cv_curves"], report["training"]["epochs"], out / "cv_curves.png")
     models = {name: result["pooled"]["per_label_ap"] for name, result in report["cv"].items() if len(result["members"]) == 1 or name == shipped}
-    if "recipes" in report:
+    if "recipe" in report:
         models[f"{shipped} ({report['recipe']})"] = report["recipes"][report["recipe"]]["result"]["pooled"]["per_label_ap"]
     plot_per_genre_ap(labels, models, np.array(report["data"]["prior"]), out / "per_genre_ap.png")
     calib = report["calibration"]
@@ -159,9 +159,11 @@ def markdown(report: dict) -> str:
         lines += _table(["model", *(t for _, t in keys), "F1 macro, cross-fitted", "F1 micro, cross-fitted"],
                         [[title, *(_fmt(m.get(k)) for k, _ in keys), _fmt(m.get("crossfit_f1_macro")), _fmt(m.get("crossfit_f1_micro"))]
                          for title, m in rows.items()])
+    if report.get("experiments_note"):
+        lines += ["", "## Model v3 experiments", "", report["experiments_note"]]
     lines += _recipes(report)
     parity = report["parity"]
-    ensemble = report["recipes"][report["recipe"]]["result"]["pooled"] if "recipes" in report else cv[shipped]["pooled"]
+    ensemble = report["recipes"][report["recipe"]]["result"]["pooled"] if "recipe" in report else cv[shipped]["pooled"]
     calib = report["calibration"]
     members = [name for name, result in cv.items() if len(result["members"]) == 1 and name in shipped.split("+")]
     lines += [
@@ -183,6 +185,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def add_experiments(report: dict, cv: dict) -> None:
+    """Add a --cv-only run's recipes to ``report["experiments"]``, grouped by the backbones they were trained on."""
+    for name, recipe in cv.get("recipes", {}).items():
+        report.setdefault("experiments", {}).setdefault("+".join(recipe["epochs"]), {})[name] = recipe
+
+
 def _ci(interval: list[float]) -> str:
     return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
 
@@ -192,18 +200,27 @@ def _signed_ci(interval: list[float]) -> str:
 
 
 def _recipes(report: dict) -> list[str]:
-    """The head recipes compared on the shipped backbones, with bootstrap intervals against the v2 recipe."""
-    if "recipes" not in report:
-        return []
-    recipes, reference, shipped = report["recipes"], report["reference_recipe"], report["shipped"]
+    """The head recipes compared on the shipped backbones (and screening runs on others), with bootstrap intervals against the v2 recipe."""
+    lines = []
+    if "recipes" in report:
+        lines += _recipe_table(report, report["recipes"], report["reference_recipe"], report["shipped"])
+    for backbones, recipes in report.get("experiments", {}).items():
+        lines += _recipe_table(report, recipes, "v2 recipe", backbones)
+    return lines
+
+
+def _recipe_table(report: dict, recipes: dict, reference: str, shipped: str) -> list[str]:
     lines = [
         "",
-        f"## Head recipes on {shipped} ({report['data']['folds']}-fold CV, same folds)",
+        f"## Head recipes on {shipped} ({report['data']['folds']}-fold CV, same folds, "
+        f"{next(iter(recipes.values()))['recipe']['head']['seeds']} head seed(s) per backbone)",
         "",
-        f"Every recipe trains the same heads (pooled features -> MLP) on the same backbones, so the serving graph, parameters, file "
-        f"size and invoke time are the shipped model's (below); they differ in what the heads are trained on. The first row is v2's "
-        f"recipe. Pooled figures with 95% bootstrap intervals over posters ({next(iter(recipes.values()))['bootstrap']['resamples']} "
-        f"resamples); the difference to **{reference}** is paired (same resamples), decisions are the cross-fitted ones. Distillation "
+        ("Every recipe trains the same heads (pooled features -> MLP) on the same backbones, so the serving graph, parameters, "
+         "file size and invoke time are the shipped model's (below); they differ in what the heads are trained on. "
+         if recipes is report.get("recipes") else "Screening run (heads only). ")
+        + f"The first row is v2's recipe. Pooled figures with 95% bootstrap intervals over posters "
+        f"({next(iter(recipes.values()))['bootstrap']['resamples']} resamples); the difference to **{reference}** is paired "
+        "(same resamples), decisions are the cross-fitted ones. Distillation "
         "targets for a fold's training posters come from teacher heads that saw neither that fold nor the poster's own fold.",
         "",
     ]
@@ -219,26 +236,34 @@ def _recipes(report: dict) -> list[str]:
         if spec["distill"]:
             settings.append(f"distill {spec['distill']:g}")
         diff = boot.get("difference")
-        rows.append([f"**{name}** (shipped)" if name == report["recipe"] else name, ", ".join(settings),
+        shipped_row = name == report.get("recipe") and recipes is report.get("recipes")
+        rows.append([f"**{name}** (shipped)" if shipped_row else name, ", ".join(settings),
                      *(_pm(r["result"], k) for k, _ in CV_COLUMNS),
                      f"{pooled['mAP_macro']:.3f} {_ci(boot['interval']['mAP_macro'])}", f"{pooled['roc_auc_macro']:.3f}",
-                     f"{pooled['one_error']:.3f} {_ci(boot['interval']['one_error'])}", f"{pooled['f1_macro']:.3f} / {pooled['f1_micro']:.3f}",
+                     f"{pooled['one_error']:.3f} {_ci(boot['interval']['one_error'])}",
+                     f"{pooled['f1_macro']:.3f} / {pooled['f1_micro']:.3f}",
                      "-" if diff is None else _signed_ci(diff["mAP_macro"]), "-" if diff is None else _signed_ci(diff["roc_auc_macro"]),
                      "-" if diff is None else _signed_ci(diff["one_error"]), "-" if diff is None else _signed_ci(diff["f1_macro"]),
                      ", ".join(f"{e}" for e in r["epochs"].values()), _fmt(r.get("cv_seconds"))])
     lines += _table(["recipe", "trained on", *(t for _, t in CV_COLUMNS), "pooled mAP [95%]", "pooled ROC-AUC", "pooled one-error [95%]",
-                     "pooled F1 macro / micro", f"Δ mAP vs {reference}", "Δ ROC-AUC", "Δ one-error", "Δ F1 macro", "epochs per backbone",
+                     "pooled F1 macro / micro", f"Δ mAP vs {reference}", "Δ ROC-AUC", "Δ one-error", "Δ F1 macro",
+                     "epochs per backbone",
                      "CV seconds"], rows)
-    inter = report["costs"].get("interleaved")
-    cost = report["costs"].get(shipped, {})
-    lines += ["", f"Shipped graph: {cost.get('params', '-')} parameters, {_fmt(cost.get('size_mb'))} MB."]
+    if report.get("recipes") is not recipes:
+        return lines
+    inter = report.get("costs", {}).get("interleaved")
+    cost = report.get("costs", {}).get(shipped)
+    if cost:
+        lines += ["", f"Shipped graph: {cost.get('params', '-')} parameters, {_fmt(cost.get('size_mb'))} MB."]
     if inter:
         lines += ["", "Invoke time of the scoring signature (decode excluded), LiteRT, one thread, models interleaved poster by poster in "
                   "one run (ratio to the first):", ""]
         lines += _table(["model", "invoke p50 ms", "ratio", "file MB", "runs"],
-                        [[name, f"{c['invoke_p50_ms']:.2f}", f"{c['ratio']:.2f}x", f"{c['size_mb']:.2f}", str(c["runs"])] for name, c in inter.items()])
-    seconds = report["training"]["seconds"]
-    lines += ["", "Training time per step on this machine (seconds; cached steps count their first computation where recorded): "
+                        [[name, f"{c['invoke_p50_ms']:.2f}", f"{c['ratio']:.2f}x", f"{c['size_mb']:.2f}", str(c["runs"])]
+                         for name, c in inter.items()])
+    seconds = report.get("training", {}).get("seconds")
+    if seconds:
+        lines += ["", "Training time per step on this machine (seconds; cached steps count their first computation where recorded): "
               + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in seconds.items()) + "."]
     return lines
 
@@ -250,8 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.report", description=main.__doc__)
     parser.add_argument("run", type=Path, help="artifact directory with report.json")
     parser.add_argument("--reports-dir", type=Path, default=None, help="also copy report.md, report.json and plots here")
+    parser.add_argument("--experiments", type=Path, nargs="*", default=[],
+                        help="cv.json files of --cv-only runs with --variants: their recipes are added to the report, grouped by backbones")
+    parser.add_argument("--note", default=None, help="a paragraph rendered above the experiments (what was decided and why)")
     args = parser.parse_args(argv)
-    write(args.run, json.loads((args.run / "report.json").read_text()))
+    report = json.loads((args.run / "report.json").read_text())
+    for path in args.experiments:
+        add_experiments(report, json.loads(path.read_text()))
+    if args.note is not None:
+        report["experiments_note"] = args.note
+    write(args.run, report)
     if args.reports_dir:
         copy(args.run, args.reports_dir)
     return 0
