@@ -14,7 +14,11 @@ STATE_BUCKET ?= $(PROJECT)-tfstate
 # The google provider's schema for the offline check of infra/*.tf: @cdktf/provider-google
 # 14.13.0 is generated from hashicorp/google 6.14.0 (the version pinned in infra/versions.tf).
 PROVIDER_SCHEMA := build/cdktf-provider-google-14.13.0.tgz
+# The same for the time provider (time_sleep): @cdktf/provider-time 11.0.0 = hashicorp/time 0.13.1.
+TIME_PROVIDER_SCHEMA := build/cdktf-provider-time-11.0.0.tgz
+FUNCTION ?= postergenre
 DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" --state-bucket "$(STATE_BUCKET)" --prefix "$(PREFIX)" \
+	--function-name "$(FUNCTION)" $(if $(ALERT_EMAIL),--alert-email "$(ALERT_EMAIL)") \
 	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
 
 .DEFAULT_GOAL := help
@@ -23,35 +27,21 @@ DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" -
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-.venv/.installed: function/requirements.txt
-	$(PYTHON) -m venv .venv
-	.venv/bin/pip install -q -r function/requirements.txt
+# One recipe for every virtual environment: its pinned requirements (the prerequisites below), then
+# the function's package `postergenre` (function/postergenre) as an editable install, the one way
+# train/, infra/ and tests/ import the serving code.
+VENVS := .venv .venv-test .venv-tflite .venv-infra .venv-weights .venv-train
+$(VENVS:%=%/.installed): %/.installed:
+	$(PYTHON) -m venv $*
+	$*/bin/pip install -q $(addprefix -r ,$(filter %.txt,$^))
+	$*/bin/pip install -q --no-deps -e .
 	touch $@
-
-.venv-test/.installed: function/requirements.txt train/requirements.txt tests/requirements.txt
-	$(PYTHON) -m venv .venv-test
-	.venv-test/bin/pip install -q -r function/requirements.txt -r train/requirements.txt -r tests/requirements.txt
-	touch $@
-
-.venv-tflite/.installed: tests/requirements-tflite.txt
-	$(PYTHON) -m venv .venv-tflite
-	.venv-tflite/bin/pip install -q -r tests/requirements-tflite.txt
-	touch $@
-
-.venv-infra/.installed: infra/requirements.txt
-	$(PYTHON) -m venv .venv-infra
-	.venv-infra/bin/pip install -q -r infra/requirements.txt
-	touch $@
-
-.venv-weights/.installed: train/requirements-weights.txt
-	$(PYTHON) -m venv .venv-weights
-	.venv-weights/bin/pip install -q -r train/requirements-weights.txt
-	touch $@
-
-.venv-train/.installed: train/requirements.txt
-	$(PYTHON) -m venv .venv-train
-	.venv-train/bin/pip install -q -r train/requirements.txt
-	touch $@
+.venv/.installed: function/requirements.txt pyproject.toml
+.venv-test/.installed: function/requirements.txt train/requirements.txt tests/requirements.txt pyproject.toml
+.venv-tflite/.installed: tests/requirements-tflite.txt pyproject.toml
+.venv-infra/.installed: infra/requirements.txt pyproject.toml
+.venv-weights/.installed: train/requirements-weights.txt pyproject.toml
+.venv-train/.installed: train/requirements.txt pyproject.toml
 
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -65,8 +55,11 @@ $(TEST_MODEL_DIR)/model.tflite: .venv-test/.installed tests/helpers/tiny_model.p
 $(PROVIDER_SCHEMA):
 	mkdir -p build && cd build && npm pack --silent @cdktf/provider-google@14.13.0 >/dev/null
 
-test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) ## run every test (both interpreter backends)
-	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
+$(TIME_PROVIDER_SCHEMA):
+	mkdir -p build && cd build && npm pack --silent @cdktf/provider-time@11.0.0 >/dev/null
+
+test: .venv-test/.installed .venv-weights/.installed .venv-tflite/.installed .venv-infra/.installed /usr/bin/chromium $(TEST_MODEL_DIR)/model.tflite $(PROVIDER_SCHEMA) $(TIME_PROVIDER_SCHEMA) ## run every test (both interpreter backends)
+	TEST_MODEL_DIR=$(TEST_MODEL_DIR) CHECKOV=.venv-infra/bin/checkov PROVIDER_SCHEMA=$(PROVIDER_SCHEMA) TIME_PROVIDER_SCHEMA=$(TIME_PROVIDER_SCHEMA) .venv-test/bin/python -m pytest
 	$(MAKE) test-function-tflite
 
 test-function-tflite: .venv-tflite/.installed $(TEST_MODEL_DIR)/model.tflite ## the function's tests on tflite-runtime + numpy<2
@@ -88,14 +81,14 @@ publish: .venv/.installed ## upload MODEL_DIR to gs://BUCKET/PREFIX/<version>/ (
 	@.venv/bin/python -m train.publish $(MODEL_DIR) $(BUCKET) $(PREFIX) $(if $(PROJECT),--project "$(PROJECT)")
 
 emulate: .venv/.emulator ## fake-gcs-server + publish the bundled model + serve it from there on $PORT
-	PORT=$(PORT) .venv/bin/python infra/emulate.py
+	PORT=$(PORT) .venv/bin/python -m infra.emulate
 
 bootstrap: .venv/.installed ## once per project: enable base APIs, create the versioned state bucket, init + lock (PROJECT=, REGION=)
 	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make bootstrap PROJECT=p REGION=r [STATE_BUCKET=p-tfstate]" >&2; exit 2)
 	@.venv/bin/python infra/deploy.py bootstrap $(DEPLOY_ARGS)
 
-deploy: .venv/.installed ## bundle, publish (if new), verify, terraform apply, smoke test (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only)
-	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [MODEL_URI=gs://...] [PRIVATE=1] [DRY_RUN=1]" >&2; exit 2)
+deploy: .venv/.installed ## bundle, publish (if new), verify, terraform apply, smoke test (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only; see infra/README.md)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [FUNCTION=postergenre] [ALERT_EMAIL=a@b|none] [MODEL_URI=gs://...] [PRIVATE=1] [DRY_RUN=1]" >&2; exit 2)
 	@.venv/bin/python infra/deploy.py deploy $(DEPLOY_ARGS) --model-dir $(MODEL_DIR) $(if $(MODEL_URI),--model-uri "$(MODEL_URI)")
 
 rollback: .venv/.installed ## serve another published version, same code (MODEL_URI=gs://... or VERSION=; PROJECT=, REGION=, BUCKET=)
@@ -107,7 +100,10 @@ versions: .venv/.installed ## list published versions: publish time, headline va
 	@.venv/bin/python infra/versions.py --bucket "$(BUCKET)" --prefix "$(PREFIX)" $(if $(PROJECT),--project "$(PROJECT)")
 
 bench: .venv/.installed .venv-test/.installed ## cold start, latency, throughput, batch vs single, memory vs a TensorFlow server (not part of make test)
-	.venv-test/bin/python tests/bench/run.py --function-python .venv/bin/python --tf-python .venv-test/bin/python
+	.venv-test/bin/python -m tests.bench.run --function-python .venv/bin/python --tf-python .venv-test/bin/python
+
+figures: ## rewrite README.md's figures from tests/bench/results/*.json and train/reports/report.json (tests/docs checks them)
+	$(PYTHON) -m tests.bench.summary
 
 clean: ## remove build outputs (keeps the virtual environments)
 	rm -rf build bench-results test-artifacts

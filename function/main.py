@@ -13,14 +13,10 @@ import time
 import flask
 import functions_framework
 
-import batch
-import budget
-import inputs
-import logs
-import web
-from config import Settings
-from errors import CodedError, ModelUnavailable
-from loader import LazyModel
+from postergenre import batch, budget, inputs, logs, web
+from postergenre.config import Settings
+from postergenre.errors import CodedError, ModelUnavailable
+from postergenre.loader import LazyModel
 
 SETTINGS = Settings.from_env()
 MODEL = LazyModel(SETTINGS.model_uri, SETTINGS.interpreters, SETTINGS.interpreter_threads, SETTINGS.storage_deadline_s)
@@ -46,12 +42,15 @@ def _predictor():
     try:
         return MODEL.get()
     except ModelUnavailable as exc:
-        raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, {"Retry-After": str(SETTINGS.retry_after_s)}) from exc
+        retry = {"Retry-After": str(SETTINGS.retry_after_s)}
+        raise CodedError(exc.code, "The model is not available right now; retry shortly.", 503, retry) from exc
 
 
 def _classify(request: flask.Request) -> flask.Response:
-    import explain  # numpy + Pillow: imported by the worker on first use (see loader.py)
-    import imaging
+    from postergenre import (
+        explain,  # numpy + Pillow: imported by the worker on first use (see loader.py)
+        imaging,
+    )
 
     budget.tune_allocator()
     limits = imaging.Limits(SETTINGS.decode_budget_bytes, SETTINGS.decode_cpu_seconds, SETTINGS.max_jpeg_scans, DECODE_BUDGET)
@@ -93,7 +92,8 @@ def _route(request: flask.Request) -> flask.Response:
         if path == "/" and request.accept_mimetypes.accept_html:
             return web.page()
         if path == "/":
-            raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).", 405, {"Allow": ALLOWED_METHODS})
+            raise CodedError("method_not_allowed", "POST an image to classify it (GET / with Accept: text/html shows the demo page).",
+                             405, {"Allow": ALLOWED_METHODS})
         raise CodedError("not_found", f"No such resource: {logs.clip(path, 200)}.", 404)
     if method == "POST":
         if path not in CLASSIFY_PATHS:
@@ -112,13 +112,20 @@ def _cors(request: flask.Request, response: flask.Response) -> None:
     response.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-        response.headers["Access-Control-Allow-Headers"] = request.headers.get("Access-Control-Request-Headers", "Content-Type, X-Request-Id")
+        asked = request.headers.get("Access-Control-Request-Headers", "Content-Type, X-Request-Id")
+        response.headers["Access-Control-Allow-Headers"] = asked
         response.headers["Access-Control-Max-Age"] = "3600"
 
 
 @functions_framework.http
 def predict(request: flask.Request) -> flask.Response:
-    """Classify a posted movie poster; see README.md and openapi.yaml for the contract."""
+    """Classify a posted movie poster; see README.md and openapi.yaml for the contract. Every log
+    line of the request (the model's load included) links to its trace (logs.request_scope)."""
+    with logs.request_scope(request.headers):
+        return _handle(request)
+
+
+def _handle(request: flask.Request) -> flask.Response:
     started = time.perf_counter()
     request_id = logs.request_id(request.headers)
     error_code = None
@@ -147,7 +154,9 @@ def predict(request: flask.Request) -> flask.Response:
             "requestUrl": request.path,  # clipped by logs.emit, like every string field
             "status": response.status_code,
             "requestSize": str(request.content_length or 0),
+            "responseSize": str(response.calculate_content_length() or 0),
             "userAgent": request.headers.get("User-Agent", "")[:200],
+            "protocol": request.environ.get("SERVER_PROTOCOL", ""),
             "latency": f"{time.perf_counter() - started:.4f}s",
         },
     )

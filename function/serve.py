@@ -7,7 +7,7 @@ after READ_TIMEOUT_SECONDS of silence (per read, so slow but live uploads still 
 header read closes the connection, a stalled body read gets 408 from the app (inputs.py).
 functions-framework builds gunicorn's options itself and reads no GUNICORN_CMD_ARGS, so this
 entry point passes the worker class in. The deployed function sits behind Google's front end,
-which receives the whole request before the instance sees it (see README "Limits").
+which receives the whole request before the instance sees it (see function/README.md "Slow clients").
 """
 
 from __future__ import annotations

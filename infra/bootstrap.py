@@ -14,11 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "function") not in sys.path:
-    sys.path.insert(0, str(ROOT / "function"))
+from postergenre import storage  # (the function's storage client policy: emulator or default credentials)
 
-import storage  # noqa: E402  (the function's storage client policy: emulator or default credentials)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def ensure_state_bucket(name: str, region: str) -> str:

@@ -2,8 +2,13 @@
 
 Only tracked files go in (``git ls-files``), so a stray ``function/.env``, a local venv or a
 cache never reaches the cloud; in the cloud the model comes from the bucket (MODEL_URI).
-The zip is reproducible (sorted entries, fixed timestamps): the same code gives the same bytes,
-so its object name (an md5) and the function do not change on a redeploy.
+The zip is byte-identical on every machine for the same files: entries sorted by name (as
+strings, never by the platform's path order), fixed timestamps, modes and creator system, and
+stored, not deflated - deflate output depends on the zlib build, so two maintainers with the
+same tree would upload different objects and Cloud Functions would rebuild. The object name
+(an md5, see main.tf) and the function therefore change only when the code does; the bundle is a
+few hundred KB either way. (.gitattributes keeps the files' line endings LF on every
+checkout, so a Windows clone with core.autocrlf bundles the same bytes too.)
 
 Usage: python infra/bundle.py build/function-source.zip
        python infra/bundle.py --fetch gs://BUCKET/sources/function-<md5>.zip OUT.zip   (make rollback)
@@ -30,28 +35,29 @@ def files(root: Path = FUNCTION_DIR) -> list[str]:
     except (OSError, subprocess.CalledProcessError) as exc:
         raise RuntimeError(f"{root} is not in a git checkout: the bundle holds tracked files only") from exc
     chosen = []
-    for rel in sorted(Path(name) for name in listed.decode().split("\0") if name):
+    for rel in (Path(name) for name in sorted(listed.decode().split("\0")) if name):
         if not EXCLUDED_DIRS & set(rel.parts[:-1]) and rel.suffix not in EXCLUDED_SUFFIXES and (root / rel).is_file():
             chosen.append(rel.as_posix())
     return chosen
 
 
 def build(out: Path, root: Path = FUNCTION_DIR) -> list[str]:
-    """Write a reproducible zip (fixed timestamps, sorted entries) and return its file list."""
+    """Write the zip (the same bytes on every machine, see the module docstring); returns its file list."""
     out.parent.mkdir(parents=True, exist_ok=True)
     names = files(root)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as bundle:
         for name in names:
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.create_system = 3  # "Unix": ZipInfo says 0 on Windows, and the byte is in every header
             info.external_attr = 0o644 << 16
-            bundle.writestr(info, (root / name).read_bytes(), zipfile.ZIP_DEFLATED)
+            info.compress_type = zipfile.ZIP_STORED
+            bundle.writestr(info, (root / name).read_bytes())
     return names
 
 
 def fetch(uri: str, out: Path) -> None:
     """Download a deployed bundle; its name carries its md5 (see main.tf), which must match."""
-    sys.path.insert(0, str(FUNCTION_DIR))
-    import storage
+    from postergenre import storage
 
     bucket, name = storage.parse_uri(uri)
     name = name.rstrip("/")
@@ -69,7 +75,7 @@ if __name__ == "__main__":
             fetch(sys.argv[2], Path(sys.argv[3]))
         except Exception as exc:  # not deployed, no access: one line, not a traceback
             print(f"bundle: error: cannot fetch {sys.argv[2]}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-            raise SystemExit(1)
+            raise SystemExit(1) from None
         print(f"{sys.argv[3]}: the deployed source {sys.argv[2]}")
     else:
         target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/function-source.zip")

@@ -17,3 +17,8 @@ output "source_object" {
   description = "Object name of the deployed source bundle (make rollback redeploys exactly this code)."
   value       = google_storage_bucket_object.source.name
 }
+
+output "alert_email" {
+  description = "Address the alerts notify (empty: none); make deploy keeps it when ALERT_EMAIL= is not given."
+  value       = var.alert_email
+}

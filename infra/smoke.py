@@ -1,8 +1,10 @@
 """After an apply: post a poster to the function's URL and show what it answers.
 
 Fails (exit 1) unless the answer is 200 with genres from the expected model version. A fresh
-revision loads its model on the first request, so a 503/429 or a refused connection is retried
-for a bounded time first; anything else fails at once.
+revision loads its model on the first request, and a fresh invoker binding (allUsers, or the
+caller's own for a private function) can take a while to apply, so a 503/429/502/504, a 401/403
+or a refused connection is retried for a bounded time (--patience) first; anything else fails at
+once, and so does the last retryable answer when the time is up.
 Usage: python infra/smoke.py URL [--expect-version V] [--private]
 """
 
@@ -17,6 +19,7 @@ import time
 import requests
 
 RETRYABLE = {429, 502, 503, 504}
+NOT_YET_ALLOWED = {401, 403}  # an IAM binding still propagating (first deploy)
 
 
 def poster() -> bytes:
@@ -30,7 +33,7 @@ def poster() -> bytes:
     return out.getvalue()
 
 
-def smoke(url: str, expect_version: str | None = None, token: str | None = None, patience_s: float = 90.0) -> tuple[bool, str]:
+def smoke(url: str, expect_version: str | None = None, token: str | None = None, patience_s: float = 180.0) -> tuple[bool, str]:
     """(passed, one-line report)."""
     headers = {"Content-Type": "image/jpeg", "User-Agent": "postergenre-smoke"}
     if token:
@@ -39,7 +42,7 @@ def smoke(url: str, expect_version: str | None = None, token: str | None = None,
     while True:
         try:
             response = requests.post(url, data=poster(), headers=headers, timeout=60)
-            if response.status_code not in RETRYABLE or time.monotonic() > deadline:
+            if response.status_code not in RETRYABLE | NOT_YET_ALLOWED or time.monotonic() > deadline:
                 break
             detail = f"HTTP {response.status_code}"
         except requests.RequestException as exc:
@@ -49,7 +52,8 @@ def smoke(url: str, expect_version: str | None = None, token: str | None = None,
         print(f"smoke: {detail}, retrying", file=sys.stderr, flush=True)
         time.sleep(3)
     if response.status_code != 200:
-        hint = " (private function: pass an ID token, see README)" if response.status_code in (401, 403) else ""
+        hint = (f" for {patience_s:.0f} s: the invoker binding is missing or not applied yet (private function: the caller"
+                " needs roles/run.invoker, see infra/README.md)") if response.status_code in NOT_YET_ALLOWED else ""
         return False, f"SMOKE TEST FAILED: {url} answered HTTP {response.status_code}{hint}: {response.text[:300]}"
     try:
         body = response.json()
@@ -65,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--expect-version", default=None)
-    parser.add_argument("--private", action="store_true", help="authenticate with `gcloud auth print-identity-token` (allow_unauthenticated=false)")
-    parser.add_argument("--patience", type=float, default=90.0, help="seconds to keep retrying 503/429/connection errors")
+    parser.add_argument("--private", action="store_true",
+                        help="authenticate with `gcloud auth print-identity-token` (allow_unauthenticated=false)")
+    parser.add_argument("--patience", type=float, default=180.0, help="seconds to keep retrying 5xx/429/401/403 and connection errors")
     args = parser.parse_args(argv)
     token = None
     if args.private:

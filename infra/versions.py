@@ -14,13 +14,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "function") not in sys.path:
-    sys.path.insert(0, str(ROOT / "function"))
+from postergenre import (
+    artifact,  # the function's artifact contract
+    storage,  # the function's storage client policy
+)
+from postergenre.errors import ModelUnavailable
 
-import artifact  # noqa: E402  (the function's artifact contract)
-import storage  # noqa: E402  (the function's storage client policy)
-from errors import ModelUnavailable  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HEADLINE = ("mAP_macro", "roc_auc_macro", "one_error")  # manifest metrics.validation keys shown by make versions
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train import calibrate, data, imaging, metrics, quiet, report
+from postergenre import imaging
+from train import calibrate, data, metrics, quiet, report
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from train import imaging
-
+from postergenre import imaging
 
 LAYOUT = (
     "expected the Kaggle 'movie-classifier' layout: train.csv (header Id,Genre,<one 0/1 column per genre>) "

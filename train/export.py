@@ -15,10 +15,12 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train import FUNCTION_DIR, imaging, quiet  # noqa: F401  (FUNCTION_DIR puts the function on sys.path)
-
-import artifact  # the artifact contract (file names, manifest, checksum)  # noqa: E402
-import model as serving  # the function's loader: the artifact is checked the way it is served  # noqa: E402
+from postergenre import (
+    artifact,  # the artifact contract (file names, manifest, checksum)
+    imaging,
+)
+from postergenre import model as serving  # the function's loader: the artifact is checked the way it is served
+from train import quiet
 
 MIN_DECISION_AGREEMENT = 0.99
 

@@ -50,7 +50,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarr
 
 
 class Batches(keras.utils.PyDataset):
-    """uint8 images cast to float32 one shuffled batch at a time (the whole set as float32 would be ~8 GB)."""
+    """uint8 images cast to float32 one shuffled batch at a time (float32 takes four times the memory of the uint8 set)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> None:
         super().__init__()

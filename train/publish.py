@@ -1,8 +1,14 @@
 """python -m train.publish MODEL_DIR BUCKET [PREFIX] [--project P]: upload an artifact as an immutable version.
 
-Files go to gs://BUCKET/PREFIX/<version>/ with ``if_generation_match=0`` (the object must not
-exist: no racy exists-check), and crc32c-verified uploads. The manifest is uploaded last, so
-a version is only complete - and loadable - once both files are there.
+Files go to gs://BUCKET/PREFIX/<version>/ as crc32c-verified uploads. The manifest is uploaded
+last, so a version is only complete - and loadable - once both files are there.
+
+Immutability, twice over: before anything is uploaded, every object of the version that
+already exists is compared with the local artifact (sha256) and a different model is refused
+there, so nothing is written. fake-gcs-server (make emulate, the tests) ignores generation
+preconditions on resumable uploads, which the client uses above 8 MiB, so the check must not
+rely on them. Each upload still carries ``if_generation_match=0`` (create only): it closes the
+race with another publisher between that check and the upload on real Cloud Storage.
 
 Publishing is idempotent: when the version already holds a model with the same sha256 (a
 redeploy of the same artifact, or a publish cut short before the manifest), it completes or
@@ -20,10 +26,11 @@ from pathlib import Path
 
 import google_crc32c
 
-import train  # noqa: F401  (puts the function on sys.path)
-import artifact
-import storage  # the function's storage module: one client policy (emulator or default credentials)
-from errors import ModelUnavailable
+from postergenre import (
+    artifact,
+    storage,  # the function's storage module: one client policy (emulator or default credentials)
+)
+from postergenre.errors import ModelUnavailable
 
 
 class PublishError(RuntimeError):
@@ -72,8 +79,14 @@ def publish(model_dir: Path, bucket_name: str, prefix: str = "models", project: 
     try:
         bucket = storage.client().bucket(bucket_name)
         if not bucket.exists():
-            raise PublishError(f"Bucket {bucket_name} does not exist (Terraform creates it: see README).")
-        for name in (artifact.MODEL_FILE, artifact.MANIFEST_FILE):
+            raise PublishError(f"Bucket {bucket_name} does not exist (Terraform creates it: see infra/README.md).")
+        names = (artifact.MODEL_FILE, artifact.MANIFEST_FILE)
+        present = {name for name in names if bucket.blob(version_prefix + name).exists()}
+        for name in sorted(present):  # refuses a different model before any upload
+            _already_there(bucket, version_prefix + name, manifest, uri)
+        for name in names:
+            if name in present:
+                continue
             path = model_dir / name
             blob = bucket.blob(version_prefix + name)
             try:
@@ -83,7 +96,7 @@ def publish(model_dir: Path, bucket_name: str, prefix: str = "models", project: 
                     checksum="crc32c",
                     content_type="application/json" if name == artifact.MANIFEST_FILE else "application/octet-stream",
                 )
-            except gexc.PreconditionFailed:
+            except gexc.PreconditionFailed:  # another publisher created it since the check above
                 _already_there(bucket, version_prefix + name, manifest, uri)
                 continue
             blob.reload()

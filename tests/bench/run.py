@@ -26,11 +26,10 @@ import numpy as np
 import requests
 from PIL import Image, ImageDraw, ImageFilter
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from tests.helpers.server import FUNCTION_DIR, ServerProcess, function_command
+from tests.helpers.worst import issue_inputs, just_over, worst_inputs
 
-from tests.helpers.server import FUNCTION_DIR, ServerProcess, function_command  # noqa: E402
-from tests.helpers.worst import issue_inputs, just_over, worst_inputs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 MODEL_DIR = FUNCTION_DIR / "model"
 SEED_MODEL_MB = 55.0  # the seed project's fp16 .tflite

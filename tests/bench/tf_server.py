@@ -14,9 +14,8 @@ from pathlib import Path
 import tensorflow as tf  # noqa: F401  (the point of the baseline: the full framework at start)
 from flask import Flask, jsonify, request
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "function"))
-import imaging  # noqa: E402
-from artifact import SCORES_SIGNATURE  # noqa: E402
+from postergenre import imaging
+from postergenre.artifact import SCORES_SIGNATURE
 
 MODEL_DIR = Path(sys.argv[1])
 MANIFEST = json.loads((MODEL_DIR / "manifest.json").read_text())

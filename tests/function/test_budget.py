@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import budget
+from postergenre import budget
 
 
 def test_estimate_follows_the_decoded_size_and_mode():

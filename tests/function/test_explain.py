@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import explain
-import model
+from postergenre import explain, model
 from tests.helpers.images import block_poster, poster
 from tests.helpers.tiny_model import GRID
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import imaging
+from postergenre import imaging
 from tests.helpers.images import poster
 
 SPEC = imaging.InputSpec(48, 32, "bilinear")

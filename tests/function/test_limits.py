@@ -71,13 +71,13 @@ def test_pathological_jpeg_scans_are_refused_without_decoding(start_server):
     started = time.monotonic()
     r = requests.post(server.url, data=many_scans_jpeg(10_000), headers={"Content-Type": "image/jpeg"}, timeout=60)
     assert (r.status_code, r.json()["error"]["code"]) == (400, "too_many_scans")
-    assert time.monotonic() - started < 10  # decoding it would take ~40 s of CPU
+    assert time.monotonic() - started < 10  # decoding it in full takes far longer (tests/README.md, Records)
     r = requests.post(server.url, data=many_scans_jpeg(12), headers={"Content-Type": "image/jpeg"}, timeout=60)
     assert r.status_code == 200
 
 
 def test_decode_cpu_deadline_stops_the_decoder(start_server):
-    # scans allowed, CPU allowance 1 s: the worker gives up instead of decoding for a minute
+    # scans allowed, CPU allowance 1 s: the worker gives up instead of decoding to the end
     server = start_server(MAX_JPEG_SCANS=100_000, DECODE_CPU_SECONDS=1)
     slow = many_scans_jpeg(10_000)
     started = time.monotonic()

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-import model
+from postergenre import model
 
 
 def test_loads_and_predicts(model_dir):

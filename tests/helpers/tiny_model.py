@@ -42,7 +42,8 @@ def chained(model):
 def build(out: Path, version: str = "test-1", explanations: bool = True, legacy: bool = False) -> Path:
     import keras
 
-    from train import export, imaging
+    from postergenre import imaging
+    from train import export
 
     inputs = keras.Input((HEIGHT, WIDTH, 3))
     x = keras.layers.Rescaling(1.0 / 255)(inputs)

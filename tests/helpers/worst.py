@@ -5,15 +5,11 @@ function/budget.py, so the inputs track the model instead of a list of magic num
 from __future__ import annotations
 
 import io
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "function"))
-import budget  # noqa: E402
-import config  # noqa: E402
+from postergenre import budget, config
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ def just_over(memory_mb: int) -> Worst:
 
 
 def issue_inputs() -> list[Worst]:
-    """The uploads measured in issue 11 against the old server (726 MB, 725 MB, 1,191 MB each)."""
+    """The uploads measured in issue 11 against the old server (figures: tests/README.md, Records)."""
     return [
         Worst("issue 11: RGBA PNG 6000x6600", "PNG", "RGBA", (6000, 6600), "image/png"),
         Worst("issue 11: lossy RGBA WebP 6000x6600", "WEBP", "RGBA", (6000, 6600), "image/webp", (("quality", 50),)),

@@ -9,17 +9,20 @@ and nested block to its Terraform name:
     function storageBucketVersioningToTerraform(struct) { ... return { enabled: ... }; }
 
 Parsing those gives, per resource type, the tree of argument names a configuration may set.
+The same holds for every prebuilt cdktf provider (@cdktf/provider-time for time_sleep); the
+package's package.json names the provider version it was generated from (``provider_version``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tarfile
 from pathlib import Path
 
 Tree = dict[str, "Tree | None"]  # argument -> nested block's arguments (None for a plain attribute)
 
-_TYPE = re.compile(r"terraformResourceType: '(google_\w+)'")
+_TYPE = re.compile(r"terraformResourceType: '(\w+)'")
 _FUNCTION = re.compile(r"^function (\w+ToTerraform)\(struct\) \{\n(.*?)^\}", re.S | re.M)
 _SYNTH = re.compile(r"^    synthesizeAttributes\(\) \{\n(.*?)^    \}", re.S | re.M)
 _ENTRY = re.compile(r"^\s+(\w+): (.+),$", re.M)
@@ -46,7 +49,8 @@ def resource_schemas(tgz: Path, wanted: set[str]) -> dict[str, Tree]:
     schemas: dict[str, Tree] = {}
     with tarfile.open(tgz) as archive:
         for member in archive:
-            if not re.fullmatch(r"package/lib/[\w-]+/index\.js", member.name) or member.name.startswith("package/lib/data-"):  # data sources share type names
+            data_source = member.name.startswith("package/lib/data-")  # data sources share type names
+            if not re.fullmatch(r"package/lib/[\w-]+/index\.js", member.name) or data_source:
                 continue
             source = archive.extractfile(member).read().decode()
             kind = _TYPE.search(source)
@@ -56,6 +60,13 @@ def resource_schemas(tgz: Path, wanted: set[str]) -> dict[str, Tree]:
             synth = _SYNTH.search(source)
             schemas[kind.group(1)] = _tree(_entries(synth.group(1)) if synth else {}, functions)
     return schemas
+
+
+def provider_version(tgz: Path) -> tuple[str, str]:
+    """(registry source, version) of the Terraform provider the package was generated from."""
+    with tarfile.open(tgz) as archive:
+        provider = json.load(archive.extractfile("package/package.json"))["cdktf"]["provider"]
+    return provider["name"].removeprefix("registry.terraform.io/"), provider["version"]
 
 
 def unknown_arguments(kind: str, body: dict, schema: Tree, path: str = "") -> list[str]:

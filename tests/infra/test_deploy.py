@@ -33,7 +33,9 @@ def cloud(tmp_path, emulator):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "terraform").write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_TERRAFORM} \"$@\"\n")
-    (bin_dir / "gcloud").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'gcloud.log'}\n[ \"$1 $2\" = 'auth print-identity-token' ] && echo fake-id-token\nexit 0\n")
+    gcloud_log = tmp_path / "gcloud.log"
+    (bin_dir / "gcloud").write_text(
+        f"#!/bin/sh\necho \"$@\" >> {gcloud_log}\n[ \"$1 $2\" = 'auth print-identity-token' ] && echo fake-id-token\nexit 0\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
 
@@ -49,10 +51,14 @@ def cloud(tmp_path, emulator):
             "FAKE_TF_STATE": str(tmp_path / "terraform.json"),
         }
 
-        def make(self, target: str, **variables) -> subprocess.CompletedProcess:
+        def make(self, target: str, env: dict | None = None, **variables) -> subprocess.CompletedProcess:
             args = {"PROJECT": "p", "REGION": "europe-west1", "BUCKET": self.bucket, "AUTO_APPROVE": "1", **variables}
-            env = {**self.env, "FAKE_TF_URLS": json.dumps(self.urls)}
-            return subprocess.run(["make", "-s", target, *(f"{k}={v}" for k, v in args.items())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            env = {**self.env, "FAKE_TF_URLS": json.dumps(self.urls), **(env or {})}
+            command = ["make", "-s", target, *(f"{k}={v}" for k, v in args.items())]
+            return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+        def applies(self, since: int = 0) -> list[dict]:
+            return [c for c in self.calls()[since:] if c["args"][1] == "apply"]
 
         def calls(self) -> list[dict]:
             return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
@@ -112,19 +118,27 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, model
     (apply,) = [c for c in calls if c["args"][1] == "apply"]
     assert "-target=google_cloudfunctions2_function.predict" in apply["args"] and f"model_uri={old_uri}" in apply["args"]
     assert apply["changed"] == ["google_cloudfunctions2_function.predict:MODEL_URI"]  # only the served model changed
+    assert cloud.objects() == objects  # the source object was neither replaced nor re-uploaded
+
+    before = len(cloud.calls())
+    forward = cloud.make("deploy", MODEL_DIR=new)  # after a rollback: back to the working tree's model
+    assert forward.returncode == 0, forward.stdout + forward.stderr
+    assert [a["changed"] for a in cloud.applies(before)] == [[], ["google_cloudfunctions2_function.predict:MODEL_URI"]]
     assert cloud.objects() == objects
 
     listing = cloud.make("versions")
     assert listing.returncode == 0, listing.stderr
     rows = [line.split() for line in listing.stdout.splitlines()[1:]]
-    assert [(r[0], r[-4:]) for r in rows] == [(v, ["0.321", "0.765", "0.400", u]) for v, u in (("rollback-old", old_uri), ("rollback-new", new_uri))]
+    expected = (("rollback-old", old_uri), ("rollback-new", new_uri))
+    assert [(r[0], r[-4:]) for r in rows] == [(v, ["0.321", "0.765", "0.400", u]) for v, u in expected]
 
 
 def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, tmp_path, start_server, emulator):
     good = _serve(cloud, start_server, emulator, "test-1")
     assert cloud.make("deploy", MODEL_DIR=model_dir).returncode == 0
     broken = _versioned(model_dir, tmp_path, "broken")
-    assert subprocess.run([sys.executable, "-m", "train.publish", str(broken), cloud.bucket], cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
+    publish = [sys.executable, "-m", "train.publish", str(broken), cloud.bucket]
+    assert subprocess.run(publish, cwd=ROOT, env=cloud.env, capture_output=True).returncode == 0
     data = bytearray((broken / "model.tflite").read_bytes())
     data[-50] ^= 0xFF
     emulator.put(cloud.bucket, "models/broken/model.tflite", bytes(data))
@@ -148,19 +162,119 @@ def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, tmp_pat
 def test_deploy_refuses_a_model_uri_that_does_not_verify(cloud, model_dir):
     assert cloud.make("deploy", MODEL_DIR=model_dir, MODEL_URI=f"gs://{cloud.bucket}/models/typo/").returncode != 0
     calls = cloud.calls()
-    assert [c["args"][1] for c in calls] == ["init", "apply"]  # only the bucket apply ran, the function was not touched
-    assert "-target=google_storage_bucket.models" in calls[1]["args"]
+    assert [c["args"][1] for c in calls] == ["init", "output", "apply"]  # only the foundations apply ran, the function was not touched
+    assert "-target=google_storage_bucket.models" in calls[2]["args"] and "-target=time_sleep.iam_propagation" in calls[2]["args"]
+
+
+def test_first_deploy_waits_out_iam_propagation_without_a_retry_by_hand(cloud, model_dir, start_server, emulator):
+    """Issue 18, findings 1-2: the grants and their wait are applied before anything is published,
+    and a build still refused for the build account's permissions is retried by deploy itself."""
+    _serve(cloud, start_server, emulator, "test-1")
+    retry_fast = {"FAKE_TF_BUILD_DENIED": "1", "DEPLOY_BUILD_RETRY_WAIT_SECONDS": "0"}
+    done = cloud.make("deploy", env=retry_fast, MODEL_DIR=model_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "smoke test passed" in done.stdout and "retrying in 0 s (1 of 2)" in done.stderr
+    applies = cloud.applies()
+    assert [a["rc"] for a in applies] == [0, 1, 0]  # foundations, the refused build, the retry
+    assert applies[0]["changed"] == ["google_storage_bucket.models", "time_sleep.iam_propagation"]
+    assert "google_cloudfunctions2_function.predict:MODEL_URI" in applies[2]["changed"]
+
+
+def test_a_build_that_keeps_failing_fails_the_deploy_loudly(cloud, model_dir, start_server, emulator):
+    _serve(cloud, start_server, emulator, "test-1")
+    env = {"FAKE_TF_BUILD_DENIED": "9", "DEPLOY_BUILD_RETRIES": "1", "DEPLOY_BUILD_RETRY_WAIT_SECONDS": "0"}
+    done = cloud.make("deploy", env=env, MODEL_DIR=model_dir)
+    assert done.returncode != 0 and "deploy: error: step failed: terraform" in done.stderr
+    assert [a["rc"] for a in cloud.applies()] == [0, 1, 1]  # one retry, then it stops
+    assert not [c for c in cloud.calls() if c["args"][1:3] == ["-chdir=infra", "output"] and c["args"][-1] == "function_url"]
+    bad = cloud.make("deploy", env={"DEPLOY_BUILD_RETRIES": "many"}, MODEL_DIR=model_dir)
+    assert bad.returncode != 0 and "DEPLOY_BUILD_RETRIES='many' is not a whole number" in bad.stderr
+
+
+def test_each_deployment_has_its_own_state(cloud, model_dir, start_server, emulator):
+    """Issue 18, finding 5: another bucket, region or function name is another state, never a
+    plan that replaces the first deployment."""
+    _serve(cloud, start_server, emulator, "test-1")
+    assert cloud.make("deploy", MODEL_DIR=model_dir).returncode == 0
+    first_bucket = cloud.bucket
+    cloud.bucket = f"models-{uuid.uuid4().hex[:8]}"
+    _serve(cloud, start_server, emulator, "test-1")
+    other = cloud.make("deploy", MODEL_DIR=model_dir, FUNCTION="postergenre-eu", REGION="europe-west4")
+    assert other.returncode == 0, other.stdout + other.stderr
+    prefixes = [c["prefix"] for c in cloud.calls() if c["args"][1] == "init"]
+    assert prefixes == [f"postergenre/state/europe-west1/postergenre/{first_bucket}",
+                        f"postergenre/state/europe-west4/postergenre-eu/{cloud.bucket}"]
+    assert cloud.applies()[-2]["changed"] == ["google_storage_bucket.models", "time_sleep.iam_propagation"]  # created, not moved
+    before = len(cloud.calls())
+    cloud.bucket = first_bucket
+    again = cloud.make("deploy", MODEL_DIR=model_dir)
+    assert again.returncode == 0, again.stderr
+    assert [a["changed"] for a in cloud.applies(before)] == [[], []]  # the first deployment is as it was
+
+
+def test_the_alert_address_is_kept_until_changed(cloud, model_dir, start_server, emulator):
+    _serve(cloud, start_server, emulator, "test-1")
+    channel = "google_monitoring_notification_channel.email"
+    assert cloud.make("deploy", MODEL_DIR=model_dir, ALERT_EMAIL="oncall@example.com").returncode == 0
+    assert channel in cloud.applies()[-1]["changed"]
+    for variables, changed in [({}, False), ({"ALERT_EMAIL": "none"}, True), ({}, False)]:
+        before = len(cloud.calls())
+        done = cloud.make("deploy", MODEL_DIR=model_dir, **variables)
+        assert done.returncode == 0, done.stderr
+        assert (channel in cloud.applies(before)[-1]["changed"]) is changed, variables
+    refused = cloud.make("deploy", MODEL_DIR=model_dir, ALERT_EMAIL="not-an-address")
+    assert refused.returncode != 0 and "alert_email must be an e-mail address" in refused.stderr
+
+
+def _smoke(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "infra/smoke.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def test_smoke_test_fails_loudly_when_the_function_does_not_answer_200(start_server, tmp_path):
     missing = start_server(MODEL_URI=str(tmp_path / "no-model"))  # answers 503 model_unreadable
-    done = subprocess.run([sys.executable, "infra/smoke.py", missing.url, "--patience", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = _smoke(missing.url, "--patience", "0")
     assert done.returncode == 1 and "SMOKE TEST FAILED" in done.stderr and "HTTP 503" in done.stderr
     wrong = start_server()
-    done = subprocess.run([sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "other"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = _smoke(wrong.url, "--expect-version", "other")
     assert done.returncode == 1 and "serves model test-1, expected other" in done.stderr
-    done = subprocess.run([sys.executable, "infra/smoke.py", wrong.url, "--expect-version", "test-1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = _smoke(wrong.url, "--expect-version", "test-1")
     assert done.returncode == 0 and "genres" in done.stdout and "test-1" in done.stdout
+
+
+def test_smoke_test_waits_for_a_fresh_invoker_binding(tmp_path):
+    """Issue 18, finding 3: 403 while allUsers' binding propagates, then 200; and 403 that never
+    ends still fails loudly when the patience runs out."""
+    import http.server
+    import threading
+
+    answers = iter([403, 401, 200])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = next(answers, 403)
+            body = json.dumps({"genres": ["Drama"], "model": {"name": "m", "version": "v1"}} if status == 200 else {"error": {}}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        done = _smoke(url, "--expect-version", "v1", "--patience", "30")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count("HTTP 40") == 2 and "smoke test passed" in done.stdout
+        never = _smoke(url, "--expect-version", "v1", "--patience", "4")
+        assert never.returncode == 1 and "SMOKE TEST FAILED" in never.stderr and "HTTP 403" in never.stderr
+        assert "invoker binding" in never.stderr
+    finally:
+        server.shutdown()
 
 
 def test_bootstrap_creates_a_versioned_state_bucket_once(cloud, emulator, tmp_path):
@@ -172,4 +286,4 @@ def test_bootstrap_creates_a_versioned_state_bucket_once(cloud, emulator, tmp_pa
     assert requests.get(f"{emulator.host}/storage/v1/b/{state_bucket}", timeout=5).json().get("versioning", {}).get("enabled") is True
     assert "services enable serviceusage.googleapis.com" in (tmp_path / "gcloud.log").read_text()
     init = next(c["args"] for c in cloud.calls() if c["args"][1] == "init")
-    assert f"-backend-config=bucket={state_bucket}" in init
+    assert "-backend=false" in init  # no deployment yet: providers only (each deploy opens its own state)

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
 from infra.emulator import Emulator
+from tests.conftest import ROOT, free_port
 from tests.helpers.images import poster
 
 
@@ -36,7 +36,8 @@ def bucket(emulator) -> str:
 
 
 def _publish(model_dir, bucket: str, prefix: str = "models") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), bucket, prefix], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-m", "train.publish", str(model_dir), bucket, prefix]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 def _version(model_dir) -> str:
@@ -84,6 +85,70 @@ def test_a_different_model_under_a_published_version_is_refused(model_dir, bucke
     assert "Traceback" not in again.stderr
 
 
+RESUMABLE_ABOVE = 8 * 1024 * 1024  # google-cloud-storage uploads files larger than this in resumable sessions
+
+
+def _big_variant(model_dir, dest, filler: bytes):
+    """The tiny model padded past 8 MiB (the client then uploads it resumably, where fake-gcs-server
+    ignores preconditions), with its manifest's size and sha256 updated to match."""
+    import shutil
+
+    shutil.copytree(model_dir, dest)
+    data = (dest / "model.tflite").read_bytes() + filler * (RESUMABLE_ABOVE // len(filler) + 1)
+    (dest / "model.tflite").write_bytes(data)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def _object(emulator, bucket: str, name: str) -> bytes:
+    url = f"{emulator.host}/storage/v1/b/{bucket}/o/{requests.utils.quote(name, safe='')}"
+    return requests.get(url, params={"alt": "media"}, timeout=30).content
+
+
+def test_a_different_large_model_is_refused_before_anything_is_uploaded(model_dir, bucket, emulator, tmp_path):
+    """Issue 18, finding 9: above 8 MiB the emulator would let the upload overwrite model.tflite."""
+    first = _big_variant(model_dir, tmp_path / "first", b"\0")
+    other = _big_variant(model_dir, tmp_path / "other", b"\1")  # same version name, different bytes
+    assert (first / "model.tflite").stat().st_size > RESUMABLE_ABOVE
+    done = _publish(first, bucket)
+    assert done.returncode == 0, done.stderr
+    version = _version(first)
+    before = _generations(emulator, bucket)
+    refused = _publish(other, bucket)
+    assert refused.returncode == 1
+    assert "already exists with a different model" in refused.stderr and "MODEL_URI=" not in refused.stdout
+    assert "uploaded" not in refused.stdout
+    assert _generations(emulator, bucket) == before  # nothing written: no new generation of either object
+    assert _object(emulator, bucket, f"models/{version}/model.tflite") == (first / "model.tflite").read_bytes()
+
+
+def test_the_create_only_precondition_still_guards_the_race(model_dir, bucket, emulator, monkeypatch, copy_model):
+    """Another publisher writes the model between the existence check and the upload: the
+    upload's if_generation_match=0 refuses it (small file: a multipart upload, which the
+    emulator checks), and the other publisher's model is kept."""
+    from google.cloud import storage as gcs
+
+    from train import publish
+
+    version = _version(model_dir)
+    theirs = b"another publisher's model"
+    real_upload = gcs.Blob.upload_from_filename
+
+    def racing_upload(blob, filename, **kwargs):
+        assert kwargs.get("if_generation_match") == 0
+        if blob.name.endswith("model.tflite"):
+            emulator.put(bucket, blob.name, theirs)  # lands after the check, before this upload
+        return real_upload(blob, filename, **kwargs)
+
+    monkeypatch.setattr(gcs.Blob, "upload_from_filename", racing_upload)
+    with pytest.raises(publish.PublishError, match="already exists with a different model"):
+        publish.publish(copy_model(), bucket)
+    assert _object(emulator, bucket, f"models/{version}/model.tflite") == theirs
+    assert f"models/{version}/manifest.json" not in _generations(emulator, bucket)  # the version never became loadable
+
+
 def test_a_publish_cut_short_is_completed(model_dir, bucket, emulator, make_app):
     """Only the model made it (the manifest goes last): publishing again adds the manifest."""
     version = _version(model_dir)
@@ -99,7 +164,8 @@ def test_publish_without_a_project_or_credentials_is_a_clear_error(model_dir, tm
     """No emulator, no ADC, no gcloud config: one error line, no traceback."""
     env = {k: v for k, v in _env().items() if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")}
     env.update(CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path), GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
-    done = subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "some-bucket"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "train.publish", str(model_dir), "some-bucket"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "publish: error: Cannot reach or authenticate to Cloud Storage" in done.stderr and "--project" in done.stderr
     assert "Traceback" not in done.stderr
@@ -141,15 +207,17 @@ def test_storage_outage_at_cold_start_then_recovery(model_dir, start_server):
     try:
         own.create_bucket("outage")
         env = {"STORAGE_EMULATOR_HOST": own.host}
-        assert subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "outage"], cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
-        server = start_server(MODEL_URI=f"gs://outage/models/{_version(model_dir)}/", STORAGE_DEADLINE_SECONDS=2, RETRY_AFTER_SECONDS=3, **env)
+        publish = [sys.executable, "-m", "train.publish", str(model_dir), "outage"]
+        assert subprocess.run(publish, cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
+        uri = f"gs://outage/models/{_version(model_dir)}/"
+        server = start_server(MODEL_URI=uri, STORAGE_DEADLINE_SECONDS=2, RETRY_AFTER_SECONDS=3, **env)
         own.stop()
         down = requests.post(server.url, data=poster("Blue"), timeout=30)
         assert down.status_code == 503 and down.headers["Retry-After"] == "3"
         assert down.json()["error"]["code"] == "storage_unavailable"
         own.start()  # in-memory backend: storage comes back empty, the version is re-published
         own.create_bucket("outage")
-        assert subprocess.run([sys.executable, "-m", "train.publish", str(model_dir), "outage"], cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
+        assert subprocess.run(publish, cwd=ROOT, env={**_env(), **env}, capture_output=True).returncode == 0
         up = requests.post(server.url, data=poster("Blue"), timeout=30)
         assert up.status_code == 200 and up.json()["genres"] == ["Blue"]
     finally:

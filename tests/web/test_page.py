@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -166,7 +165,7 @@ def test_html_security_headers(start_server):
     assert response.headers["Referrer-Policy"] == "no-referrer"
     for asset in ("static/app.js", "static/app.css"):
         assert requests.get(f"{server.url}/{asset}", timeout=10).status_code == 200
-    assert "http" not in (FUNCTION_DIR / "static" / "index.html").read_text().replace("http-equiv", "")
+    assert "http" not in (FUNCTION_DIR / "postergenre" / "static" / "index.html").read_text().replace("http-equiv", "")
 
 
 def _examples() -> list[tuple[str, str, str, object, set[str]]]:

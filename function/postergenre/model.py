@@ -19,9 +19,10 @@ try:
 except ImportError:  # pragma: no cover - exercised in the tflite-runtime environment
     from tflite_runtime.interpreter import Interpreter
 
-import explain
-from artifact import EXPLAIN_SIGNATURE, MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
-from errors import ModelUnavailable
+from postergenre import explain
+from postergenre.artifact import EXPLAIN_SIGNATURE, MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, verify
+from postergenre.errors import ModelUnavailable
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -147,7 +148,7 @@ class Predictor:
 def read_artifact(uri: str, deadline_s: float) -> tuple[dict, bytes]:
     """(manifest dict, model bytes) from a local directory or a gs:// prefix."""
     if uri.startswith("gs://"):
-        import storage  # imported only when used: keeps cold start light for local models
+        from postergenre import storage  # imported only when used: keeps cold start light for local models
 
         return storage.fetch_artifact(uri, deadline_s)
     root = Path(uri)

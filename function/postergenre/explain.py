@@ -1,6 +1,6 @@
 """Per-genre heatmaps from the model's own explanation output (``?explain=1``).
 
-Contract (see README "Explanations"): a model may have, next to its scoring signature, a second
+Contract (see function/README.md "Explanations"): a model may have, next to its scoring signature, a second
 signature ``artifact.EXPLAIN_SIGNATURE`` that takes some of the scoring signature's other outputs
 (by name: e.g. the backbones' feature maps) and returns one float32 map [1, R, C, L]: per-location
 class evidence (logits) over a coarse R x C grid of the input, e.g. a class activation map. Only
@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from errors import CodedError
+from postergenre.errors import CodedError
 
 TRUE = ("1", "true", "yes", "on", "")  # "" = a bare ?explain
 FALSE = ("0", "false", "no", "off")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-import budget
-from errors import CodedError
+from postergenre import budget
+from postergenre.errors import CodedError
 
 # Formats we promise to read; Pillow can open more (PDF-like EPS, ICO, PSD...) but we do not
 # want that attack surface on a public endpoint.
@@ -41,9 +41,9 @@ Image.MAX_IMAGE_PIXELS = None
 REDUCING_GAP = 3.0
 # Decoder input chunk: the CPU deadline is checked between chunks.
 READ_CHUNK = 4096
-# Every JPEG scan walks all blocks of the full-size image, whatever the draft scale: ~0.7 ns per
-# pixel per scan. The scan cap holds up to SCAN_CAP_PIXELS; larger images get proportionally
-# fewer scans (scans x pixels stays at about a second of CPU), but never below MIN_JPEG_SCANS,
+# Every JPEG scan walks all blocks of the full-size image, whatever the draft scale: CPU grows with
+# pixels x scans. The scan cap holds up to SCAN_CAP_PIXELS; larger images get proportionally
+# fewer scans (scans x pixels stays bounded, tests/function/test_limits.py), but never below MIN_JPEG_SCANS,
 # more than any encoder writes for a normal image.
 SCAN_CAP_PIXELS = 15_000_000
 MIN_JPEG_SCANS = 16

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from errors import ModelUnavailable
-from imaging import InputSpec
+from postergenre.errors import ModelUnavailable
+from postergenre.imaging import InputSpec
 
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"

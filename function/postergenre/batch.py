@@ -9,7 +9,7 @@ Limits (the same model as a single request): the body is bounded by MAX_UPLOAD_B
 JSON text and its parsed strings hold at most about twice that; instances are decoded one at a
 time and each one's text is released once decoded, so the pixel memory of a batch is that of one
 poster. MAX_BATCH bounds how long one request holds a worker: about MAX_BATCH x the latency of one
-poster (16 x about 35 ms, 46 with explanations, on one core with the bundled v2 ensemble: see the README's benchmarks).
+poster (measured by make bench, with and without explanations: tests/bench/results/, see tests/README.md).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import json
 from typing import TYPE_CHECKING, Callable
 
 import flask
-import inputs
-from inputs import InputError
+
+from postergenre import inputs
+from postergenre.inputs import InputError
 
 if TYPE_CHECKING:
-    from imaging import Limits
-    from artifact import Manifest
-    from model import Prediction, Predictor
+    from postergenre.artifact import Manifest
+    from postergenre.imaging import Limits
+    from postergenre.model import Prediction, Predictor
 
 INSTANCE_FIELDS = ("b64", "image")
 
@@ -77,7 +78,7 @@ def predict(items: list, get_predictor: Callable[[], Predictor], limits: Limits,
     """Answer every instance in order. Bad instances fail alone; a model fault (503) or a model
     that cannot explain (400) fails the whole request. The model is loaded by the first readable
     instance, so a batch of garbage never loads it."""
-    import imaging
+    from postergenre import imaging
 
     predictions: list[dict] = []
     predictor = None

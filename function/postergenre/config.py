@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import budget
+from postergenre import budget
 
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "model"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
 GEN2_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 

@@ -1,7 +1,7 @@
 """Model artifacts in Cloud Storage: one lazily created client, retried reads within a deadline.
 
 On Cloud Functions the instance's temp dir is an in-memory filesystem, so the downloaded model
-counts against the instance's memory (about 5 MB here).
+counts against the instance's memory (as much as the model file: manifest size_bytes, see function/README.md).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import logs
-from errors import ModelUnavailable
-from artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
+from postergenre import logs
+from postergenre.artifact import MANIFEST_FILE, MODEL_FILE, read_manifest
+from postergenre.errors import ModelUnavailable
 
 T = TypeVar("T")
 _client = None
@@ -54,9 +54,9 @@ def client():
 
 def with_retries(action: Callable[[], T], what: str, deadline_s: float) -> T:
     """Run ``action``, retrying transient failures with capped exponential backoff until the deadline."""
+    import requests
     from google.api_core import exceptions as gexc
     from google.resumable_media import DataCorruption
-    import requests
 
     end = time.monotonic() + deadline_s
     delay = 0.2

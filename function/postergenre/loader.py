@@ -11,11 +11,11 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-import logs
-from errors import ModelUnavailable
+from postergenre import logs
+from postergenre.errors import ModelUnavailable
 
 if TYPE_CHECKING:
-    from model import Predictor
+    from postergenre.model import Predictor
 
 
 class LazyModel:
@@ -53,7 +53,7 @@ class LazyModel:
                 raise self._failure[1]  # a load failed while this request waited for it
             self.loads += 1
             try:
-                from model import load
+                from postergenre.model import load
 
                 self._predictor = load(self.uri, *self._args)
             except Exception as exc:  # any load fault is a 503, never a crash

@@ -8,7 +8,7 @@ from pathlib import Path
 import flask
 
 STATIC = Path(__file__).resolve().parent / "static"
-OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.yaml"
 # Self-contained page: nothing may load from elsewhere; fetch() only to this origin.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "

@@ -6,7 +6,7 @@ a pixel is decoded, and the process admits decodes only while their costs fit in
 instance has left.
 
 Cost of one decode (bytes), from the header (``estimate``), measured per format and mode by
-``tests/bench/run.py --memory`` (peak RSS minus warm base at THREADS=1, see README "Limits"):
+``tests/bench/run.py --memory-only`` (peak RSS minus warm base, see function/README.md "Limits"):
 
 * Pillow stores a decoded pixel in 1 byte (modes 1, L, P), 2 (I;16) or 4 (all others), plus
   one row pointer per line (8 bytes, ``ROW_BYTES`` allows for the copies' rows too).
@@ -40,16 +40,14 @@ import threading
 import time
 from collections.abc import Iterator
 
-from errors import CodedError
+from postergenre.errors import CodedError
 
 MIB = 1024 * 1024
 # Warm serving processes with the bundled model and 2 interpreters, both signatures allocated:
-# 256 MiB measured for the v2 ensemble (19 MB fp16 file), 256-260 MiB after large decodes (make
-# bench). About 122 MiB of it is Python, Flask, numpy, Pillow and LiteRT; the rest grows with the
-# model: its bytes once, plus its weights widened to fp32 in every interpreter (about 5x the file
-# size with 2 interpreters; the explain signature adds its heads again, about 5 MiB in use).
-# Re-measure when the model changes (make bench); the tflite-runtime fallback holds more (324 MiB
-# measured): set WARM_BASE_MB=330 there.
+# Python, Flask, numpy, Pillow and LiteRT, plus the model's bytes once and its weights widened to
+# fp32 in every interpreter, so it grows with the model. Measured by make bench ("base_mb" in
+# tests/bench/results/memory-*.json): re-measure when the model changes. The tflite-runtime
+# fallback holds more: set WARM_BASE_MB=330 there (make test-function-tflite).
 BASE_MB = 260
 MARGIN_MB = 48
 ROW_BYTES = 16
@@ -61,7 +59,7 @@ DEFAULT_BYTES_PER_PIXEL = 4
 ALPHA_BYTES_PER_PIXEL = 8
 PALETTE_ALPHA_BYTES_PER_PIXEL = 9
 WEBP_EXTRA_BYTES_PER_PIXEL = 8  # libwebp's animation decoder keeps two canvases of its own
-TIFF_EXTRA_BYTES_PER_PIXEL = 1  # libtiff's strip buffers (measured +0.3 B/px)
+TIFF_EXTRA_BYTES_PER_PIXEL = 1  # libtiff's strip buffers (rounded up from make bench --memory-only)
 
 
 def estimate(fmt: str, mode: str, decoded_size: tuple[int, int], transparency: bool = False, coefficient_bytes: int = 0, encoded_bytes: int = 0) -> int:

@@ -17,7 +17,7 @@ import re
 import flask
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from errors import CodedError
+from postergenre.errors import CodedError
 
 _DATA_URL = re.compile(rb"^\s*data:[^,]{0,200},", re.IGNORECASE)
 _BASE64_TEXT = re.compile(rb"^[\"']?[A-Za-z0-9+/=_\-\s]+[\"']?$")
