@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     heads_group.add_argument("--batch-size", type=int)
     heads_group.add_argument("--rank-weight", type=float, help="weight of the listwise softmax ranking term")
     heads_group.add_argument("--head-seeds", type=int, help="heads per backbone, scores averaged")
+    heads_group.add_argument("--gamma-neg", type=float, help="asymmetric loss: focusing power on negatives (0: BCE)")
+    heads_group.add_argument("--clip", type=float, help="asymmetric loss: negatives' scores shifted down by this")
+    heads_group.add_argument("--pos-weight-power", type=float, help="positives weighted (negatives/positives) ** this per genre")
+    parser.add_argument(
+        "--augmented-views", type=int, default=0, help="augmented views per poster (crop, scale, colour) next to plain and flipped"
+    )
+    parser.add_argument(
+        "--distill", type=float, default=0.0, help="weight of the teacher's out-of-fold scores in the targets (train/distill.py)"
+    )
+    parser.add_argument(
+        "--teacher-seeds", type=int, default=1, help="head seeds of the teacher's per-fold-pair models (cross-validation only)"
+    )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="more head recipes cross-validated on the shipped backbones, 'name:key=value,...;name2:...' (keys: "
+        "augmented_views, distill, HeadOptions fields); the v2 recipe is always compared",
+    )
+    parser.add_argument("--recipe", default=None, help="ship this recipe from --variants instead of the one the options above describe")
+    parser.add_argument(
+        "--latency-compare",
+        default="",
+        help="name=artifact_dir,...: models timed interleaved with the new one (invoke only), e.g. v1=build/v1",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path("build/cache"), help="backbone features and CV scores reused between runs")
     parser.add_argument("--cv-only", action="store_true", help="stop after cross-validation (to compare backbones)")
     parser.add_argument("--parity-posters", type=int, default=200)
@@ -139,7 +163,10 @@ def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, di
             nets[name] = backbones.build(name, args.height, args.width, weights)
         if weights is None:
             backbones.calibrate_batchnorm(nets[name], dataset.images[: min(256, len(dataset.images))])
-        feats[name], keys[name] = features.backbone_features(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir)
+        augmented = args.max_augmented if name in args.backbones else 0
+        feats[name], keys[name] = features.backbone_features(
+            nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir, augmented
+        )
     return nets, feats, keys
 
 
@@ -152,7 +179,7 @@ def _cross_validate(args, dataset, feats, keys, options) -> dict:
     curves, epochs, oof = {}, {}, {}
     for name, feat in feats.items():
         key = None if keys[name] is None else {"features": keys[name], "fold_seed": args.seed, "folds": args.folds}
-        curve = crossval.oof_scores(feat, labels, folds, options, name, args.cache_dir, key)
+        curve, _ = crossval.oof_scores(feat[:2], labels, folds, options, name, args.cache_dir, key)
         epochs[name], curves[name] = crossval.best_epoch(curve, labels)
         oof[name] = curve[epochs[name] - 1]
     sets = {}
@@ -175,6 +202,9 @@ HEAD_FLAGS = {
     "batch_size": "batch_size",
     "rank_weight": "rank_weight",
     "head_seeds": "seeds",
+    "gamma_neg": "gamma_neg",
+    "clip": "clip",
+    "pos_weight_power": "pos_weight_power",
 }
 
 
@@ -194,8 +224,62 @@ class _Clock:
         return round(time.monotonic() - self.start, 1)
 
 
+def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: dict, pairs: np.ndarray | None) -> dict:
+    """One head recipe on the shipped backbones: per-backbone OOF curves and epochs, the ensemble's CV figures and seconds."""
+    from train import crossval, distill, features
+
+    folds = cv["folds"]
+    targets = None
+    if recipe.distill:
+        targets = np.stack([distill.targets(labels, pairs[k], recipe.distill) for k in range(args.folds)])
+    curves, epochs, oof, seconds = {}, {}, {}, 0.0
+    for name in args.backbones:
+        feat = feats[name][: 2 + recipe.augmented_views]
+        key = features.views_key(keys[name], recipe.augmented_views)
+        key = None if key is None else {"features": key, "fold_seed": args.seed, "folds": args.folds}
+        curve, took = crossval.oof_scores(feat, labels, folds, recipe.options, name, args.cache_dir, key, targets)
+        seconds += took or 0.0
+        epochs[name], curves[name] = crossval.best_epoch(curve, labels)
+        oof[name] = curve[epochs[name] - 1]
+    scores = np.mean([oof[n] for n in args.backbones], axis=0)
+    result = crossval.evaluate(labels, scores, folds)
+    f = result["folds"]
+    print(f"recipe {recipe.name:24s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in crossval.HEADLINE), flush=True)
+    return {
+        "recipe": recipe.describe(),
+        "epochs": epochs,
+        "curves": curves,
+        "oof": oof,
+        "scores": scores,
+        "result": result,
+        "cv_seconds": round(seconds, 1),
+    }
+
+
+def _recipes(args, options) -> tuple[list, object, object]:
+    """(every recipe to cross-validate, the shipped one, the v2 recipe that is also the teacher's)."""
+    from train import variants
+
+    cli = variants.Recipe("cli", options, args.augmented_views, args.distill)
+    base = variants.teacher(cli)
+    listed = variants.parse(args.variants, base)
+    if args.recipe is not None:
+        shipped = next((r for r in listed if r.name == args.recipe), None)
+        if shipped is None:
+            raise data.DataError(f"--recipe {args.recipe!r} is not one of --variants ({', '.join(r.name for r in listed)})")
+    else:
+        shipped = next(
+            (r for r in [base, *listed] if (r.options, r.augmented_views, r.distill) == (cli.options, cli.augmented_views, cli.distill)),
+            cli,
+        )
+    everything = [base, *(r for r in listed if r.name != base.name)]
+    if shipped not in everything:
+        everything.append(shipped)
+    return everything, shipped, base
+
+
 def run_ours(args: argparse.Namespace) -> None:
-    """Features -> cross-validation -> refit -> one artifact (model, manifest) -> report."""
+    """Features -> cross-validation (backbones, then head recipes) -> refit -> one artifact (model, manifest) -> report."""
     with quiet.native_stderr():  # TensorFlow's import-time notices
         from train import export, heads
 
@@ -203,17 +287,23 @@ def run_ours(args: argparse.Namespace) -> None:
     spec = artifact.InputSpec(args.height, args.width, "bilinear")
     dataset = _load(args, spec)
     options = heads.HeadOptions(**{field: getattr(args, flag) for flag, field in HEAD_FLAGS.items() if getattr(args, flag) is not None})
+    recipes, recipe, base = _recipes(args, options)
+    args.max_augmented = max(r.augmented_views for r in recipes)
     nets, feats, keys = _features(args, dataset)
     clock.lap("features")
-    cv = _cross_validate(args, dataset, feats, keys, options)
+    cv = _cross_validate(args, dataset, feats, keys, base.options)  # the v2 recipe on every backbone: candidates and teacher
     clock.lap("cross_validation")
+    results, teacher_seconds = _cross_validate_recipes(args, dataset.labels, feats, keys, recipes, base, cv)
+    clock.phases["teacher_pairs"] = round(teacher_seconds or 0.0, 1)
+    clock.lap("recipes")
+    summary = {name: {k: v for k, v in r.items() if k not in ("oof", "scores")} for name, r in results.items()}
     if args.cv_only:
-        cv_json = {"labels": dataset.label_names, "epochs": cv["epochs"], "sets": cv["sets"]}
+        cv_json = {"labels": dataset.label_names, "epochs": cv["epochs"], "sets": cv["sets"], "recipes": summary}
         (args.out / "cv.json").write_text(json.dumps(cv_json, indent=2) + "\n", encoding="utf-8")
         return
-    oof = np.mean([cv["oof"][n] for n in args.backbones], axis=0)
-    chosen, f1_at = calibrate.thresholds(dataset.labels, oof)  # out-of-fold scores of the shipped ensemble
-    members, net = _refit(args, nets, feats, dataset.labels, options, cv["epochs"])
+    ours = results[recipe.name]
+    chosen, f1_at = calibrate.thresholds(dataset.labels, ours["scores"])  # out-of-fold scores of the shipped ensemble
+    members, net = _refit(args, nets, feats, _refit_targets(dataset.labels, recipe, cv, feats), recipe, ours["epochs"])
     clock.lap("refit")
 
     tflite, manifest = _export(args, net, spec, dataset.label_names, chosen)
@@ -221,8 +311,7 @@ def run_ours(args: argparse.Namespace) -> None:
     parity = export.parity(net, manifest, tflite, posters, pixels)
     costs = _costs(args, spec, members, dataset.label_names, chosen, posters[:10])
     costs["+".join(args.backbones)] = {**export.latency(manifest, tflite, posters[:10]), "params": int(net.count_params())}
-    training = _training_record(args, dataset, options, cv["epochs"], int(net.count_params()), clock.phases)
-    shipped_cv = cv["sets"]["+".join(args.backbones)]
+    training = _training_record(args, dataset, recipe, list(feats), cv["epochs"], ours["epochs"], int(net.count_params()), clock.phases)
     manifest = artifact.write(
         args.out,
         tflite,
@@ -231,12 +320,40 @@ def run_ours(args: argparse.Namespace) -> None:
             "label_rule": f"genres with fewer than {args.min_examples} positive posters in the dataset are not predicted",
             "dropped_labels": dataset.dropped_labels,
             "training": training,
-            "metrics": artifact.metrics_entry(shipped_cv["folds"], shipped_cv["pooled"]),
+            "metrics": artifact.metrics_entry(ours["result"]["folds"], ours["result"]["pooled"]),
             "parity": parity,
         },
     )
-    _write_report(args, dataset, cv, manifest, training, chosen, f1_at, costs, clock.total())
+    compare = dict(item.split("=", 1) for item in args.latency_compare.split(",") if item)
+    if compare:  # timed against the artifact just written
+        costs["interleaved"] = export.interleaved_latency(
+            {**{k: Path(v) for k, v in compare.items()}, "this model": args.out}, posters[:10]
+        )
+    recipes_report = {
+        "cv_curves": {**cv["curves"], **{f"{n} ({recipe.name})": c for n, c in ours["curves"].items()}},
+        "recipes": summary,
+        "recipe": recipe.name,
+        "reference_recipe": base.name,
+    }
+    _write_report(args, dataset, cv, manifest, training, recipes_report, chosen, f1_at, costs, ours["scores"], clock.total())
     print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
+
+
+def _cross_validate_recipes(args, labels: np.ndarray, feats: dict, keys: dict, recipes: list, base, cv: dict) -> tuple[dict, float]:
+    """Every head recipe cross-validated on the shipped backbones (distillation with per-fold-pair
+    teachers when a recipe asks for it), with paired bootstrap intervals; and the teachers' seconds."""
+    from train import distill
+
+    pairs, teacher_seconds = None, 0.0
+    if any(r.distill for r in recipes):
+        fold_keys = {n: None if k is None else {"features": k, "fold_seed": args.seed, "folds": args.folds} for n, k in keys.items()}
+        teacher = replace(base.options, seeds=args.teacher_seeds)
+        pairs, teacher_seconds = distill.pair_scores(
+            {n: f[:2] for n, f in feats.items()}, labels, cv["folds"], teacher, cv["epochs"], fold_keys, args.cache_dir
+        )
+    results = {r.name: _recipe_cv(args, labels, feats, keys, r, cv, pairs) for r in recipes}
+    _bootstrap(labels, cv["folds"], results, base.name)
+    return results, teacher_seconds
 
 
 def _load(args: argparse.Namespace, spec: artifact.InputSpec) -> data.Dataset:
@@ -249,13 +366,26 @@ def _load(args: argparse.Namespace, spec: artifact.InputSpec) -> data.Dataset:
     return dataset
 
 
-def _refit(args: argparse.Namespace, nets: dict, feats: dict, labels: np.ndarray, options, epochs: dict) -> tuple[dict, object]:
+def _refit_targets(labels: np.ndarray, recipe, cv: dict, feats: dict) -> np.ndarray:
+    """What the shipped heads are refit on: the labels, or with distillation the labels mixed with
+    the teacher's (every cross-validated backbone's) out-of-fold scores."""
+    from train import distill
+
+    if not recipe.distill:
+        return labels
+    return distill.targets(labels, np.mean([cv["oof"][n] for n in feats], axis=0), recipe.distill)
+
+
+def _refit(args: argparse.Namespace, nets: dict, feats: dict, goal: np.ndarray, recipe, epochs: dict) -> tuple[dict, object]:
     """Each shipped backbone's heads refit on every poster (epochs fixed by CV), and their ensemble."""
     from train import heads, model
 
     members = {}
     for name in args.backbones:
-        fitted = [heads.fit(feats[name], labels, options, epochs[name], args.seed + s, f"{name}_head{s}")[0] for s in range(options.seeds)]
+        feat = feats[name][: 2 + recipe.augmented_views]
+        fitted = [
+            heads.fit(feat, goal, recipe.options, epochs[name], args.seed + s, f"{name}_head{s}")[0] for s in range(recipe.options.seeds)
+        ]
         members[name] = (nets[name], fitted)
     return members, model.ensemble(args.height, args.width, members)
 
@@ -278,17 +408,29 @@ def _probe(args: argparse.Namespace, dataset: data.Dataset) -> tuple[list[bytes]
     return posters, dataset.images[probe]
 
 
-def _training_record(args: argparse.Namespace, dataset: data.Dataset, options, epochs: dict, params: int, seconds: dict) -> dict:
+def _training_record(
+    args: argparse.Namespace,
+    dataset: data.Dataset,
+    recipe,
+    teachers: list[str],
+    epochs: dict,
+    shipped_epochs: dict,
+    params: int,
+    seconds: dict,
+) -> dict:
     """The manifest's and the report's "training": how the shipped model was made."""
     return {
         "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
-        f"each: global average pool + {options.seeds} MLP heads; scores averaged over heads, then over backbones",
+        f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
         "posters": dataset.counts,
         "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "
         "out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; heads refit on all posters",
-        "epochs": epochs,
-        "head": asdict(options),
+        "recipe": recipe.describe(),
+        "teacher": teachers if recipe.distill else None,
+        "epochs": {**epochs, **{f"{n} ({recipe.name})": e for n, e in shipped_epochs.items()}},
+        "shipped_epochs": shipped_epochs,
+        "head": asdict(recipe.options),
         "params": params,
         "seconds": seconds,
     }
@@ -300,9 +442,11 @@ def _write_report(
     cv: dict,
     manifest: dict,
     training: dict,
+    recipes: dict,
     chosen: np.ndarray,
     f1_at: np.ndarray,
     costs: dict,
+    oof: np.ndarray,
     train_seconds: float,
 ) -> None:
     """report.json, report.md and the plots next to the artifact (and into --reports-dir)."""
@@ -323,17 +467,27 @@ def _write_report(
         "training": training,
         "baselines": _baselines(labels, cv["folds"]),
         "cv": {name: {**result, "members": name.split("+")} for name, result in cv["sets"].items()},
-        "cv_curves": cv["curves"],
+        **recipes,
         "calibration": {"thresholds": {label: float(t) for label, t in zip(names, chosen, strict=True)}, "f1_at_threshold": f1_at.tolist()},
         "costs": costs,
         "parity": manifest["parity"],
         "train_seconds": train_seconds,
     }
     if args.compare:
-        full["v1_split"] = _compare_v1(args.compare, args.val_fraction, dataset, cv, shipped)
+        full["v1_split"] = _compare_v1(args.compare, args.val_fraction, dataset, cv["folds"], oof)
     report.write(args.out, full)
     if args.reports_dir:
         report.copy(args.out, args.reports_dir)
+
+
+def _bootstrap(labels: np.ndarray, folds: np.ndarray, results: dict, reference: str) -> None:
+    """Paired bootstrap intervals of every recipe's pooled figures and of its difference to ``reference`` (cross-fitted decisions)."""
+    from train import bootstrap
+
+    pred = {name: calibrate.crossfit_decisions(labels, r["scores"], folds) for name, r in results.items()}
+    for name, r in results.items():
+        ref = None if name == reference else results[reference]["scores"]
+        r["bootstrap"] = bootstrap.paired(labels, r["scores"], pred[name], ref, None if ref is None else pred[reference], resamples=500)
 
 
 def _costs(args, spec, members: dict, names: list[str], thresholds: np.ndarray, posters: list[bytes]) -> dict:
@@ -359,7 +513,7 @@ def _baselines(labels: np.ndarray, folds: np.ndarray) -> dict:
     return metrics.baselines(labels, prior)
 
 
-def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict, shipped: str) -> dict:
+def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, folds: np.ndarray, oof: np.ndarray) -> dict:
     """v1 and the seed CNN were scored on v1's 947 validation posters only: compare there.
 
     Their split is regenerated (stratified_split, v1's seed and fraction) and checked against
@@ -372,8 +526,7 @@ def _compare_v1(path: Path, val_fraction: float, dataset: data.Dataset, cv: dict
     y = dataset.labels[val]
     if len(val) != v1["data"]["val_posters"] or y.sum(axis=0).astype(int).tolist() != v1["data"]["val_positives"]:
         raise data.DataError(f"cannot regenerate v1's validation split from {path}")
-    oof = np.mean([cv["oof"][n] for n in shipped.split("+")], axis=0)
-    pred = calibrate.crossfit_decisions(dataset.labels, oof, cv["folds"])[val]
+    pred = calibrate.crossfit_decisions(dataset.labels, oof, folds)[val]
     return {
         "posters": len(val),
         "v1": {

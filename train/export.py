@@ -127,3 +127,21 @@ def latency(manifest: dict, tflite: bytes, posters: list[bytes], repeats: int = 
         "decode_p50_ms": round(statistics.median(decode_ms), 2),
         "size_mb": round(len(tflite) / 1e6, 2),
     }
+def interleaved_latency(artifacts: dict[str, Path], posters: list[bytes], repeats: int = 5) -> dict:
+    """Invoke time of the scoring signature (decode excluded) of several artifacts in one run, posters
+    interleaved model by model, so a shared CPU's load falls on all alike; ratios to the first artifact."""
+    predictors = {name: serving.load(str(folder), pool_size=1) for name, folder in artifacts.items()}
+    pixels = {name: [imaging.decode(b, p.manifest.input) for b in posters] for name, p in predictors.items()}
+    times: dict[str, list[float]] = {name: [] for name in artifacts}
+    for name, predictor in predictors.items():
+        predictor.scores(pixels[name][0])  # warm-up
+    for _ in range(repeats):
+        for i in range(len(posters)):
+            for name, predictor in predictors.items():
+                start = time.perf_counter()
+                predictor.scores(pixels[name][i])
+                times[name].append(1000 * (time.perf_counter() - start))
+    p50 = {name: statistics.median(t) for name, t in times.items()}
+    first = next(iter(artifacts))
+    return {name: {"invoke_p50_ms": round(p50[name], 2), "ratio": round(p50[name] / p50[first], 3), "runs": len(times[name]),
+                   "size_mb": round((folder / artifact.MODEL_FILE).stat().st_size / 1e6, 2)} for name, folder in artifacts.items()}

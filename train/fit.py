@@ -16,17 +16,26 @@ class History:
     seconds: float = 0.0
 
 
-def multilabel_loss(pos_weight: np.ndarray, rank_weight: float = 0.0):
+def multilabel_loss(pos_weight: np.ndarray, rank_weight: float = 0.0, gamma_neg: float = 0.0, clip: float = 0.0):
     """Binary cross-entropy with per-genre positive weights (rare genres get more gradient),
     plus optionally a listwise term: softmax cross-entropy of the logits against the poster's
     genres spread evenly. BCE scores each genre alone; the listwise term ranks genres against
-    each other, which is what one-error and precision@k measure."""
+    each other, which is what one-error and precision@k measure.
+
+    ``gamma_neg`` and ``clip`` make the negative part asymmetric (Ridnik et al. 2021, ASL): a
+    negative's score is shifted down by ``clip`` (easy negatives below it cost nothing) and its
+    loss is scaled by the shifted score to the power ``gamma_neg``, so the many easy negatives of
+    rare genres stop dominating. Targets may be soft (distillation): the terms are weighted by them."""
     weight = ops.convert_to_tensor(pos_weight.astype("float32"))
 
     def loss(y_true, y_pred):
         p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
         y = ops.cast(y_true, p.dtype)
-        bce = -ops.mean(weight * y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
+        negative = ops.maximum(p - clip, 0.0) if clip else p
+        negative_term = ops.log(ops.maximum(1.0 - negative, 1e-7))
+        if gamma_neg:
+            negative_term = negative_term * ops.power(negative, gamma_neg)
+        bce = -ops.mean(weight * y * ops.log(p) + (1.0 - y) * negative_term, axis=-1)
         if not rank_weight:
             return bce
         logits = ops.log(p) - ops.log(1.0 - p)

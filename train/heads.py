@@ -30,6 +30,15 @@ class HeadOptions:
     batch_size: int = 256
     rank_weight: float = 0.0
     seeds: int = 3
+    gamma_neg: float = 0.0  # asymmetric loss (train/fit.multilabel_loss); 0 with clip 0: plain BCE
+    clip: float = 0.0
+    pos_weight_power: float = 0.0  # positives weighted (negatives / positives) ** this, per genre
+
+
+def positive_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-genre weight of the positive term: (negatives / positives) ** power, so rare genres count more (power 0: all 1)."""
+    positives = np.clip(labels.mean(axis=0), 1e-3, 1 - 1e-3)
+    return ((1 - positives) / positives) ** power
 
 
 def build(in_dim: int, n_labels: int, options: HeadOptions, name: str) -> keras.Model:
@@ -58,7 +67,8 @@ def fit(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: 
         held_out: np.ndarray | None = None) -> tuple[keras.Model, np.ndarray | None]:
     """Train one head on ``features`` [views, N, C] for ``epochs`` of the ``max_epochs`` schedule.
 
-    Returns the head and, if ``held_out`` [M, C] is given, its scores after each epoch [epochs, M, L].
+    ``labels`` may be soft targets (distillation: train/distill.py). Returns the head and, if
+    ``held_out`` [M, C] is given, its scores after each epoch [epochs, M, L].
     """
     keras.utils.set_random_seed(seed)
     views, count, dim = features.shape
@@ -67,7 +77,8 @@ def fit(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: 
     head = build(dim, labels.shape[1], options, name)
     steps = options.max_epochs * int(np.ceil(len(x) / options.batch_size))
     optimizer = keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(options.lr, steps), weight_decay=options.weight_decay)
-    head.compile(optimizer=optimizer, loss=multilabel_loss(np.ones(labels.shape[1]), options.rank_weight))
+    loss = multilabel_loss(positive_weights(labels, options.pos_weight_power), options.rank_weight, options.gamma_neg, options.clip)
+    head.compile(optimizer=optimizer, loss=loss)
     record = _EpochScores(None if held_out is None else tf.constant(held_out, tf.float32))
     head.fit(x, y, batch_size=options.batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[record])
     return head, (np.stack(record.scores) if held_out is not None else None)

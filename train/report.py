@@ -83,6 +83,8 @@ def write(out: Path, report: dict) -> None:
     models = {
         name: result["pooled"]["per_label_ap"] for name, result in report["cv"].items() if len(result["members"]) == 1 or name == shipped
     }
+    if "recipes" in report:
+        models[f"{shipped} ({report['recipe']})"] = report["recipes"][report["recipe"]]["result"]["pooled"]["per_label_ap"]
     plot_per_genre_ap(labels, models, np.array(report["data"]["prior"]), out / "per_genre_ap.png")
     calib = report["calibration"]
     plot_thresholds(labels, [calib["thresholds"][label] for label in labels], calib["f1_at_threshold"], out / "thresholds.png")
@@ -107,7 +109,7 @@ def _pm(result: dict, key: str) -> str:
 
 def markdown(report: dict) -> str:
     """report.md: the data, the cross-validation tables, v1's posters (when compared), parity, per genre."""
-    sections = (_summary, _cross_validation, _v1_split, _parity, _per_genre)
+    sections = (_summary, _cross_validation, _v1_split, _recipes, _parity, _per_genre)
     lines = [line for section in sections for line in section(report)]
     lines += [
         "",
@@ -232,7 +234,7 @@ def _parity(report: dict) -> list[str]:
 
 def _per_genre(report: dict) -> list[str]:
     cv, data, calib, shipped = report["cv"], report["data"], report["calibration"], report["shipped"]
-    ensemble = cv[shipped]["pooled"]
+    ensemble = report["recipes"][report["recipe"]]["result"]["pooled"] if "recipes" in report else cv[shipped]["pooled"]
     members = [name for name, result in cv.items() if len(result["members"]) == 1 and name in shipped.split("+")]
     return ["", "## Per genre (out-of-fold)", ""] + _table(
         ["genre", "positives", "prior", *(f"AP {m}" for m in members), "AP ensemble", "ROC-AUC ensemble", "threshold", "F1 at threshold"],
@@ -250,6 +252,101 @@ def _per_genre(report: dict) -> list[str]:
             for j, label in enumerate(report["labels"])
         ],
     )
+
+
+def _ci(interval: list[float]) -> str:
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _signed_ci(interval: list[float]) -> str:
+    return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
+
+
+def _recipes(report: dict) -> list[str]:
+    """The head recipes compared on the shipped backbones, with bootstrap intervals against the v2 recipe."""
+    if "recipes" not in report:
+        return []
+    recipes, reference, shipped = report["recipes"], report["reference_recipe"], report["shipped"]
+    lines = [
+        "",
+        f"## Head recipes on {shipped} ({report['data']['folds']}-fold CV, same folds)",
+        "",
+        f"Every recipe trains the same heads (pooled features -> MLP) on the same backbones, so the serving graph, parameters, file "
+        f"size and invoke time are the shipped model's (below); they differ in what the heads are trained on. The first row is v2's "
+        f"recipe. Pooled figures with 95% bootstrap intervals over posters ({next(iter(recipes.values()))['bootstrap']['resamples']} "
+        f"resamples); the difference to **{reference}** is paired (same resamples), decisions are the cross-fitted ones. Distillation "
+        "targets for a fold's training posters come from teacher heads that saw neither that fold nor the poster's own fold.",
+        "",
+    ]
+    rows = []
+    for name, r in recipes.items():
+        spec, boot, pooled = r["recipe"], r["bootstrap"], r["result"]["pooled"]
+        head = spec["head"]
+        settings = [f"{2 + spec['augmented_views']} views"]
+        if head["gamma_neg"] or head["clip"]:
+            settings.append(f"ASL gamma- {head['gamma_neg']:g}, clip {head['clip']:g}")
+        if head["pos_weight_power"]:
+            settings.append(f"pos. weight power {head['pos_weight_power']:g}")
+        if spec["distill"]:
+            settings.append(f"distill {spec['distill']:g}")
+        diff = boot.get("difference")
+        rows.append(
+            [
+                f"**{name}** (shipped)" if name == report["recipe"] else name,
+                ", ".join(settings),
+                *(_pm(r["result"], k) for k, _ in CV_COLUMNS),
+                f"{pooled['mAP_macro']:.3f} {_ci(boot['interval']['mAP_macro'])}",
+                f"{pooled['roc_auc_macro']:.3f}",
+                f"{pooled['one_error']:.3f} {_ci(boot['interval']['one_error'])}",
+                f"{pooled['f1_macro']:.3f} / {pooled['f1_micro']:.3f}",
+                "-" if diff is None else _signed_ci(diff["mAP_macro"]),
+                "-" if diff is None else _signed_ci(diff["roc_auc_macro"]),
+                "-" if diff is None else _signed_ci(diff["one_error"]),
+                "-" if diff is None else _signed_ci(diff["f1_macro"]),
+                ", ".join(f"{e}" for e in r["epochs"].values()),
+                _fmt(r.get("cv_seconds")),
+            ]
+        )
+    lines += _table(
+        [
+            "recipe",
+            "trained on",
+            *(t for _, t in CV_COLUMNS),
+            "pooled mAP [95%]",
+            "pooled ROC-AUC",
+            "pooled one-error [95%]",
+            "pooled F1 macro / micro",
+            f"Δ mAP vs {reference}",
+            "Δ ROC-AUC",
+            "Δ one-error",
+            "Δ F1 macro",
+            "epochs per backbone",
+            "CV seconds",
+        ],
+        rows,
+    )
+    inter = report["costs"].get("interleaved")
+    cost = report["costs"].get(shipped, {})
+    lines += ["", f"Shipped graph: {cost.get('params', '-')} parameters, {_fmt(cost.get('size_mb'))} MB."]
+    if inter:
+        lines += [
+            "",
+            "Invoke time of the scoring signature (decode excluded), LiteRT, one thread, models interleaved poster by poster in "
+            "one run (ratio to the first):",
+            "",
+        ]
+        lines += _table(
+            ["model", "invoke p50 ms", "ratio", "file MB", "runs"],
+            [[name, f"{c['invoke_p50_ms']:.2f}", f"{c['ratio']:.2f}x", f"{c['size_mb']:.2f}", str(c["runs"])] for name, c in inter.items()],
+        )
+    seconds = report["training"]["seconds"]
+    lines += [
+        "",
+        "Training time per step on this machine (seconds; cached steps count their first computation where recorded): "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in seconds.items())
+        + ".",
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
