@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -120,13 +121,10 @@ def latency(manifest: dict, tflite: bytes, posters: list[bytes], repeats: int = 
             done = time.perf_counter()
             decode_ms.append(1000 * (decoded - start))
             total_ms.append(1000 * (done - start))
-    return {
-        "posters": len(posters),
-        "runs": len(total_ms),
-        "p50_ms": round(statistics.median(total_ms), 2),
-        "decode_p50_ms": round(statistics.median(decode_ms), 2),
-        "size_mb": round(len(tflite) / 1e6, 2),
-    }
+    return {"posters": len(posters), "runs": len(total_ms), "p50_ms": round(statistics.median(total_ms), 2),
+            "decode_p50_ms": round(statistics.median(decode_ms), 2), "size_mb": round(len(tflite) / 1e6, 2)}
+
+
 def interleaved_latency(artifacts: dict[str, Path], posters: list[bytes], repeats: int = 5) -> dict:
     """Invoke time of the scoring signature (decode excluded) of several artifacts in one run, posters
     interleaved model by model, so a shared CPU's load falls on all alike; ratios to the first artifact."""
