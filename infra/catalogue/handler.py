@@ -2,7 +2,7 @@
 
 The handler loads the artifact with the function's own loader (``postergenre.model.load``: a
 folder or a ``gs://`` version, size and sha256 checked against the manifest) and answers each
-poster with the function's decoder, limits and answer shape (``postergenre.batch.answer``), so a
+poster with the function's decoder, limits and answer shape (``postergenre.answer.poster``), so a
 catalogue run and the HTTP function cannot disagree. Beam's shared handle keeps one loaded model
 per worker process for all its threads (the Predictor is thread-safe: a pool of interpreters);
 the model is a few MB, so copying it into every process is cheaper than sending each poster's
@@ -18,7 +18,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from postergenre import batch, budget, imaging
+from postergenre import allocator, answer, budget, imaging
 from postergenre.config import Settings
 from postergenre.errors import CodedError
 from postergenre.model import Predictor, load
@@ -52,7 +52,7 @@ class Classifier:
         """One poster's bytes -> the function's answer for it, or its error object."""
         try:
             pixels = imaging.decode(data, self.predictor.manifest.input, self.limits)
-            return batch.answer(self.predictor.predict(pixels), self.predictor.manifest)
+            return answer.poster(self.predictor.predict(pixels), self.predictor.manifest)
         except CodedError as exc:
             return error(exc.code, exc.message)
         except Exception as exc:  # a bug must cost one poster, not the batch (nor duplicate it via the dead letter)
@@ -71,7 +71,7 @@ class PosterModelHandler(ModelHandler[bytes, dict, Classifier]):
         self.model_uri = model_uri
 
     def load_model(self) -> Classifier:
-        budget.tune_allocator()
+        allocator.tune_allocator()
         s = self._settings
         predictor = load(self.model_uri, s.interpreters, s.interpreter_threads, s.storage_deadline_s)
         _LOG.info("model %s loaded from %s", predictor.manifest.version, self.model_uri)
