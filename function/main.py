@@ -13,7 +13,7 @@ import time
 import flask
 import functions_framework
 
-from postergenre import allocator, answer, batch, budget, inputs, logs, query, web
+from postergenre import allocator, answer, batch, budget, errors, inputs, logs, query, web
 from postergenre.config import Settings
 from postergenre.errors import CodedError, ModelUnavailable
 from postergenre.loader import LazyModel
@@ -34,7 +34,7 @@ def _json(body: dict, status: int = 200, headers: dict | None = None) -> flask.R
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> flask.Response:
-    return _json({"error": {"code": code, "message": message}}, status, headers)
+    return _json(errors.body(code, message), status, headers)
 
 
 def _predictor():
@@ -132,9 +132,9 @@ def _handle(request: flask.Request) -> flask.Response:
         error_code = exc.code
         response = _error(exc.status, exc.code, exc.message, exc.headers)
     except Exception as exc:  # a bug: answer JSON, log the type, never leak a stack trace
-        error_code = "internal"
+        error_code = errors.INTERNAL_CODE
         logs.emit("ERROR", "unhandled exception", request_id=request_id, exception=exc.__class__.__name__)
-        response = _error(500, "internal", "Unexpected server error.")
+        response = _error(500, errors.INTERNAL_CODE, errors.INTERNAL_MESSAGE)
     _cors(request, response)
     response.headers["X-Request-Id"] = request_id
     predictor = MODEL.loaded

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import flask
 
-from postergenre import answer, inputs
+from postergenre import answer, errors, inputs
 from postergenre.inputs import InputError
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def predict(items: list, get_predictor: Callable[[], Predictor], limits: Limits,
             predictor = predictor or get_predictor()
             pixels = imaging.decode(data, predictor.manifest.input, limits)
         except (InputError, imaging.ImageError) as exc:
-            predictions.append({"error": {"code": exc.code, "message": exc.message}})
+            predictions.append(errors.body(exc.code, exc.message))
             continue
         predictions.append(answer.poster(predictor.predict(pixels, explain_too), predictor.manifest))
     return {"predictions": predictions, "model": predictor.manifest.describe() if predictor else None}

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+# What a bug is answered with (HTTP 500): no detail, never a stack trace.
+INTERNAL_CODE = "internal"
+INTERNAL_MESSAGE = "Unexpected server error."
+
+
+def body(code: str, message: str) -> dict:
+    """The error object, as a response body or as one slot of a batch or catalogue output."""
+    return {"error": {"code": code, "message": message}}
+
 
 class CodedError(Exception):
     """An expected failure with a stable machine-readable ``code`` and a human ``message``."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from postergenre import allocator, answer, budget, imaging
+from postergenre import allocator, answer, budget, errors, imaging
 from postergenre.config import Settings
 from postergenre.errors import CodedError
 from postergenre.model import Predictor, load
@@ -26,12 +26,6 @@ from postergenre.model import Predictor, load
 _LOG = logging.getLogger(__name__)
 # A catalogue run waits for decode memory instead of answering "busy" as a server must.
 BUSY_WAIT_S = 3600
-INTERNAL = {"code": "internal", "message": "Unexpected server error."}  # what the function answers for a bug (HTTP 500)
-
-
-def error(code: str, message: str) -> dict:
-    """The inference value of a poster that got no answer: the function's error object."""
-    return {"error": {"code": code, "message": message}}
 
 
 def limits(settings: Settings) -> imaging.Limits:
@@ -54,10 +48,10 @@ class Classifier:
             pixels = imaging.decode(data, self.predictor.manifest.input, self.limits)
             return answer.poster(self.predictor.predict(pixels), self.predictor.manifest)
         except CodedError as exc:
-            return error(exc.code, exc.message)
+            return errors.body(exc.code, exc.message)
         except Exception as exc:  # a bug must cost one poster, not the batch (nor duplicate it via the dead letter)
             _LOG.exception("unexpected failure classifying a poster: %s", exc.__class__.__name__)
-            return {"error": dict(INTERNAL)}
+            return errors.body(errors.INTERNAL_CODE, errors.INTERNAL_MESSAGE)
 
 
 class PosterModelHandler(ModelHandler[bytes, dict, Classifier]):

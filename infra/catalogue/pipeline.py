@@ -23,8 +23,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 
-from infra.catalogue.handler import PosterModelHandler, error
-from postergenre import inputs
+from infra.catalogue.handler import PosterModelHandler
+from postergenre import errors, inputs
 from postergenre.config import Settings
 
 NAMESPACE = "postergenre"
@@ -72,18 +72,17 @@ class ReadPoster(beam.DoFn):
         path = metadata.path
         too_large = inputs.too_large(self.max_bytes)
         if metadata.size_in_bytes > self.max_bytes:
-            yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, error(too_large.code, too_large.message), self.model))
+            yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, errors.body(too_large.code, too_large.message), self.model))
             return
         try:
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 data = f.read(self.max_bytes + 1)
         except Exception as exc:  # noqa: BLE001 - a vanished or forbidden file is that file's error, not the run's
-            yield beam.pvalue.TaggedOutput(
-                UNREADABLE, record(path, error("unreadable_file", f"The file could not be read: {exc.__class__.__name__}."), self.model)
-            )
+            unreadable = errors.body("unreadable_file", f"The file could not be read: {exc.__class__.__name__}.")
+            yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, unreadable, self.model))
             return
         if len(data) > self.max_bytes:  # grew since it was matched
-            yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, error(too_large.code, too_large.message), self.model))
+            yield beam.pvalue.TaggedOutput(UNREADABLE, record(path, errors.body(too_large.code, too_large.message), self.model))
             return
         yield path, data
 
@@ -103,7 +102,7 @@ def from_failed_batch(failure: tuple, model: dict) -> Iterator[dict]:
     """A batch RunInference could not run at all: one error record per poster in it."""
     batch, (exc_type, _, _) = failure
     for path, _ in batch:
-        yield record(path, error("inference_failed", f"The model failed on this poster's batch: {exc_type.__name__}."), model)
+        yield record(path, errors.body("inference_failed", f"The model failed on this poster's batch: {exc_type.__name__}."), model)
 
 
 class Count(beam.DoFn):
