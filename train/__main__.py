@@ -51,13 +51,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--distill", type=float, default=0.0, help="weight of the teacher's out-of-fold scores in the targets (train/distill.py)"
     )
     parser.add_argument(
+        "--adapt-rank", type=int, default=0, help="rank of the update to each backbone's last conv, trained with the heads (0: frozen)"
+    )
+    parser.add_argument(
         "--teacher-seeds", type=int, default=1, help="head seeds of the teacher's per-fold-pair models (cross-validation only)"
     )
     parser.add_argument(
         "--variants",
         default="",
         help="more head recipes cross-validated on the shipped backbones, 'name:key=value,...;name2:...' (keys: "
-        "augmented_views, distill, HeadOptions fields); the v2 recipe is always compared",
+        "augmented_views, distill, adapt_rank/scale/epochs/lr, HeadOptions fields); the v2 recipe is always compared",
     )
     parser.add_argument("--recipe", default=None, help="ship this recipe from --variants instead of the one the options above describe")
     parser.add_argument(
@@ -170,6 +173,14 @@ def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, di
     return nets, feats, keys
 
 
+def _tops(args: argparse.Namespace, nets: dict, dataset: data.Dataset) -> dict:
+    """What adapting each shipped backbone's top needs (train/adapt.py), made once for every recipe and the refit."""
+    from train import adapt
+
+    weights = None if args.weights == "none" else Path(args.weights)
+    return {name: adapt.prepare(nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir) for name in args.backbones}
+
+
 def _cross_validate(args, dataset, feats, keys, options) -> dict:
     """OOF scores per backbone at its CV-chosen epoch, and every candidate set's CV figures."""
     from train import crossval
@@ -224,9 +235,9 @@ class _Clock:
         return round(time.monotonic() - self.start, 1)
 
 
-def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: dict, pairs: np.ndarray | None) -> dict:
+def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: dict, pairs: np.ndarray | None, tops: dict) -> dict:
     """One head recipe on the shipped backbones: per-backbone OOF curves and epochs, the ensemble's CV figures and seconds."""
-    from train import crossval, distill, features
+    from train import adapt, crossval, distill, features
 
     folds = cv["folds"]
     targets = None
@@ -237,7 +248,13 @@ def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: di
         feat = feats[name][: 2 + recipe.augmented_views]
         key = features.views_key(keys[name], recipe.augmented_views)
         key = None if key is None else {"features": key, "fold_seed": args.seed, "folds": args.folds}
-        curve, took = crossval.oof_scores(feat, labels, folds, recipe.options, name, args.cache_dir, key, targets)
+        if recipe.adapt.rank:
+            curve, took = adapt.oof_scores(
+                tops[name], feats[name][:2], labels, folds, recipe.options, cv["epochs"][name], recipe.adapt, name, args.cache_dir, key,
+                targets,
+            )
+        else:
+            curve, took = crossval.oof_scores(feat, labels, folds, recipe.options, name, args.cache_dir, key, targets)
         seconds += took or 0.0
         epochs[name], curves[name] = crossval.best_epoch(curve, labels)
         oof[name] = curve[epochs[name] - 1]
@@ -258,9 +275,9 @@ def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: di
 
 def _recipes(args, options) -> tuple[list, object, object]:
     """(every recipe to cross-validate, the shipped one, the v2 recipe that is also the teacher's)."""
-    from train import variants
+    from train import adapt, variants
 
-    cli = variants.Recipe("cli", options, args.augmented_views, args.distill)
+    cli = variants.Recipe("cli", options, args.augmented_views, args.distill, adapt.AdaptOptions(rank=args.adapt_rank))
     base = variants.teacher(cli)
     listed = variants.parse(args.variants, base)
     if args.recipe is not None:
@@ -268,13 +285,14 @@ def _recipes(args, options) -> tuple[list, object, object]:
         if shipped is None:
             raise data.DataError(f"--recipe {args.recipe!r} is not one of --variants ({', '.join(r.name for r in listed)})")
     else:
-        shipped = next(
-            (r for r in [base, *listed] if (r.options, r.augmented_views, r.distill) == (cli.options, cli.augmented_views, cli.distill)),
-            cli,
-        )
+        same = lambda r: (r.options, r.augmented_views, r.distill, r.adapt) == (cli.options, cli.augmented_views, cli.distill, cli.adapt)  # noqa: E731
+        shipped = next((r for r in [base, *listed] if same(r)), cli)
     everything = [base, *(r for r in listed if r.name != base.name)]
     if shipped not in everything:
         everything.append(shipped)
+    for r in everything:
+        if r.adapt.rank and r.augmented_views:
+            raise data.DataError(f"recipe {r.name!r}: an adapted top is trained on the plain and flipped views only (augmented_views 0)")
     return everything, shipped, base
 
 
@@ -290,10 +308,11 @@ def run_ours(args: argparse.Namespace) -> None:
     recipes, recipe, base = _recipes(args, options)
     args.max_augmented = max(r.augmented_views for r in recipes)
     nets, feats, keys = _features(args, dataset)
+    tops = _tops(args, nets, dataset) if any(r.adapt.rank for r in recipes) else {}
     clock.lap("features")
     cv = _cross_validate(args, dataset, feats, keys, base.options)  # the v2 recipe on every backbone: candidates and teacher
     clock.lap("cross_validation")
-    results, teacher_seconds = _cross_validate_recipes(args, dataset.labels, feats, keys, recipes, base, cv)
+    results, teacher_seconds = _cross_validate_recipes(args, dataset.labels, feats, keys, recipes, base, cv, tops)
     clock.phases["teacher_pairs"] = round(teacher_seconds or 0.0, 1)
     clock.lap("recipes")
     summary = {name: {k: v for k, v in r.items() if k not in ("oof", "scores")} for name, r in results.items()}
@@ -303,7 +322,8 @@ def run_ours(args: argparse.Namespace) -> None:
         return
     ours = results[recipe.name]
     chosen, f1_at = calibrate.thresholds(dataset.labels, ours["scores"])  # out-of-fold scores of the shipped ensemble
-    members, net = _refit(args, nets, feats, _refit_targets(dataset.labels, recipe, cv, feats), recipe, ours["epochs"])
+    goal = _refit_targets(dataset.labels, recipe, cv, feats)
+    members, net = _refit(args, nets, feats, tops, goal, recipe, ours["epochs"], cv["epochs"])
     clock.lap("refit")
 
     tflite, manifest = _export(args, net, spec, dataset.label_names, chosen)
@@ -339,7 +359,8 @@ def run_ours(args: argparse.Namespace) -> None:
     print(json.dumps({"artifact": str(args.out), **manifest["metrics"], "parity": parity, "costs": costs}, indent=2), flush=True)
 
 
-def _cross_validate_recipes(args, labels: np.ndarray, feats: dict, keys: dict, recipes: list, base, cv: dict) -> tuple[dict, float]:
+def _cross_validate_recipes(args, labels: np.ndarray, feats: dict, keys: dict, recipes: list, base, cv: dict, tops: dict
+                            ) -> tuple[dict, float]:
     """Every head recipe cross-validated on the shipped backbones (distillation with per-fold-pair
     teachers when a recipe asks for it), with paired bootstrap intervals; and the teachers' seconds."""
     from train import distill
@@ -351,7 +372,7 @@ def _cross_validate_recipes(args, labels: np.ndarray, feats: dict, keys: dict, r
         pairs, teacher_seconds = distill.pair_scores(
             {n: f[:2] for n, f in feats.items()}, labels, cv["folds"], teacher, cv["epochs"], fold_keys, args.cache_dir
         )
-    results = {r.name: _recipe_cv(args, labels, feats, keys, r, cv, pairs) for r in recipes}
+    results = {r.name: _recipe_cv(args, labels, feats, keys, r, cv, pairs, tops) for r in recipes}
     _bootstrap(labels, cv["folds"], results, base.name)
     return results, teacher_seconds
 
@@ -376,16 +397,23 @@ def _refit_targets(labels: np.ndarray, recipe, cv: dict, feats: dict) -> np.ndar
     return distill.targets(labels, np.mean([cv["oof"][n] for n in feats], axis=0), recipe.distill)
 
 
-def _refit(args: argparse.Namespace, nets: dict, feats: dict, goal: np.ndarray, recipe, epochs: dict) -> tuple[dict, object]:
-    """Each shipped backbone's heads refit on every poster (epochs fixed by CV), and their ensemble."""
-    from train import heads, model
+def _refit(args: argparse.Namespace, nets: dict, feats: dict, tops: dict, goal: np.ndarray, recipe, epochs: dict, head_epochs: dict
+           ) -> tuple[dict, object]:
+    """Each shipped backbone's heads refit on every poster (epochs fixed by CV), and their ensemble; an adapted recipe then
+    fine-tunes heads and top together (``epochs`` are then its fine-tuning epochs) and merges the top into the backbone."""
+    from train import adapt, heads, model
 
     members = {}
     for name in args.backbones:
-        feat = feats[name][: 2 + recipe.augmented_views]
-        fitted = [
-            heads.fit(feat, goal, recipe.options, epochs[name], args.seed + s, f"{name}_head{s}")[0] for s in range(recipe.options.seeds)
-        ]
+        if recipe.adapt.rank:
+            top = tops[name]
+            fitted = adapt.fit_heads(feats[name][:2], goal, recipe.options, head_epochs[name], args.seed, f"{name}_head")
+            update, _ = adapt.fit(top.pre_top, top.z0, goal, fitted, recipe.options, recipe.adapt, epochs[name], args.seed, name)
+            top.merge(update)
+        else:
+            feat = feats[name][: 2 + recipe.augmented_views]
+            seeds = range(recipe.options.seeds)
+            fitted = [heads.fit(feat, goal, recipe.options, epochs[name], args.seed + s, f"{name}_head{s}")[0] for s in seeds]
         members[name] = (nets[name], fitted)
     return members, model.ensemble(args.height, args.width, members)
 
@@ -420,8 +448,9 @@ def _training_record(
 ) -> dict:
     """The manifest's and the report's "training": how the shipped model was made."""
     return {
-        "arch": f"{' + '.join(args.backbones)} (frozen ImageNet backbones, each with its normalisation inside), "
-        f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
+        "arch": f"{' + '.join(args.backbones)} (ImageNet backbones, each with its normalisation inside; "
+        + (f"last convolution adapted by a rank-{recipe.adapt.rank} update trained with the heads), " if recipe.adapt.rank else "frozen), ")
+        + f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",
         "posters": dataset.counts,
         "selection": f"{args.folds}-fold stratified cross-validation (seed {args.seed}); epochs per backbone from the pooled "

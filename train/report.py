@@ -272,7 +272,8 @@ def _recipes(report: dict) -> list[str]:
         f"## Head recipes on {shipped} ({report['data']['folds']}-fold CV, same folds)",
         "",
         f"Every recipe trains the same heads (pooled features -> MLP) on the same backbones, so the serving graph, parameters, file "
-        f"size and invoke time are the shipped model's (below); they differ in what the heads are trained on. The first row is v2's "
+        f"size and invoke time are the shipped model's (below); they differ in what the heads are trained on, and an adapted top's "
+        f"low-rank update is merged into the backbone's last convolution (train/adapt.py). The first row is v2's "
         f"recipe. Pooled figures with 95% bootstrap intervals over posters ({next(iter(recipes.values()))['bootstrap']['resamples']} "
         f"resamples); the difference to **{reference}** is paired (same resamples), decisions are the cross-fitted ones. Distillation "
         "targets for a fold's training posters come from teacher heads that saw neither that fold nor the poster's own fold.",
@@ -289,6 +290,8 @@ def _recipes(report: dict) -> list[str]:
             settings.append(f"pos. weight power {head['pos_weight_power']:g}")
         if spec["distill"]:
             settings.append(f"distill {spec['distill']:g}")
+        if spec.get("adapt", {}).get("rank"):
+            settings.append(f"top adapted, rank {spec['adapt']['rank']} (scale {spec['adapt']['scale']:g})")
         diff = boot.get("difference")
         rows.append(
             [

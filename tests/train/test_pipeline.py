@@ -1,6 +1,7 @@
 """End to end on a generated dataset whose labels a CNN can learn (dots, stripes, a frame):
-a two-backbone ensemble (tiny random backbones) cross-validated, refit, calibrated, exported,
-parity-checked and reported, then served by the function."""
+a two-backbone ensemble (tiny random backbones, their last convolutions adapted: train/adapt.py)
+cross-validated against the frozen recipe, refit, calibrated, exported, parity-checked and
+reported, then served by the function."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def artifact(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("artifact")
     args = ["--data", str(dataset), "--out", str(out), "--weights", "none", "--backbones", "tiny_a,tiny_b", "--candidates", "",
             "--height", "96", "--width", "64", "--folds", "3", "--max-epochs", "15", "--head-seeds", "2", "--hidden", "64",
-            "--head-lr", "1e-2", "--batch-size", "32", "--min-examples", "10", "--parity-posters", "40", "--version", "pipeline-test"]
+            "--head-lr", "1e-2", "--batch-size", "32", "--min-examples", "10", "--parity-posters", "40", "--version", "pipeline-test",
+            "--adapt-rank", "4"]
     assert main(args) == 0
     return out
 
@@ -89,6 +91,14 @@ def test_cross_validated_ensemble_learned_the_signal(artifact):
     assert ours["pooled"]["roc_auc_macro"] > 0.85
     assert ours["pooled"]["f1_macro"] > 0.7
     assert all(1 <= e <= 15 for e in report["training"]["epochs"].values())
+
+
+def test_shipped_recipe_adapted_the_tops_and_was_compared_with_frozen(artifact):
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["training"]["recipe"]["adapt"]["rank"] == 4 and "adapted by a rank-4 update" in manifest["training"]["arch"]
+    report = json.loads((artifact / "report.json").read_text())
+    assert {r["recipe"]["adapt"]["rank"] for r in report["recipes"].values()} == {0, 4}
+    assert "Δ mAP" in (artifact / "report.md").read_text()
 
 
 def test_one_model_holds_both_backbones():

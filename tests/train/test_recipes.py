@@ -79,3 +79,34 @@ def test_augmented_views_are_fixed_crops_of_the_poster():
     view = features.render("aug1", tf.constant(images), params, slice(0, 3)).numpy()
     assert view.shape == images.shape and 0 <= view.min() and view.max() <= 255
     np.testing.assert_array_equal(features.render("flipped", tf.constant(images), None, slice(0, 3)).numpy(), images[:, :, ::-1])
+
+
+@pytest.mark.parametrize("backbone", ["tiny_a", "mobilenetv2"])
+def test_adapted_top_merges_into_the_backbone_exactly(backbone):
+    """The update trained on cached pre-top activations, once merged into the last convolution,
+    gives the backbone the map it was trained on: the served graph computes what training saw."""
+    import keras
+
+    from train import adapt, backbones, heads
+
+    keras.utils.set_random_seed(3)
+    net = backbones.build(backbone, 64, 32, None)
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (24, 64, 32, 3), dtype=np.uint8)
+    backbones.calibrate_batchnorm(net, images)
+    top = adapt.prepare(net, backbone, None, images, [str(i) for i in range(len(images))], None)
+    before = np.asarray(net(images[:4].astype(np.float32)))
+    np.testing.assert_allclose(np.clip(top.z0[0, :4].astype(np.float32), 0, 6), before.reshape(4, -1, before.shape[-1]), atol=0.05)
+    labels = (rng.random((24, 3)) < 0.4).astype(np.float32)
+    options = heads.HeadOptions(hidden=8, max_epochs=3, batch_size=8, seeds=2, lr=5e-2)
+    pooled = np.clip(top.z0.astype(np.float32), 0, 6).mean(axis=2)
+    fitted = adapt.fit_heads(pooled, labels, options, 3, 0, "h")
+    update, curve = adapt.fit(top.pre_top, top.z0, labels, fitted, options, adapt.AdaptOptions(rank=4, lr=5e-2), 3, 0, "t",
+                              held_out=np.arange(4))
+    assert len(fitted) == 2 and curve.shape == (3, 4, 3)
+    trained = np.asarray(update([top.pre_top[0, :4].astype(np.float32), top.z0[0, :4].astype(np.float32)]))
+    assert np.abs(trained - np.clip(top.z0[0, :4].astype(np.float32), 0, 6)).max() > 1e-3  # the update moved
+    top.merge(update)
+    after = np.asarray(net(images[:4].astype(np.float32))).reshape(trained.shape)
+    np.testing.assert_allclose(after, trained, atol=0.05)
+    np.testing.assert_allclose(np.mean([np.asarray(h(after.mean(axis=1))) for h in fitted], axis=0), curve[-1], atol=1e-2)
