@@ -1,13 +1,13 @@
 """Adapting each backbone's top to posters: a low-rank update of its last 1x1 convolution.
 
 A backbone's last layer (a 1x1 convolution to 1280 channels, batch norm, ReLU6) turns its
-320-channel ImageNet activations into the map the heads pool. Here it is trained with the heads,
-on posters, by a low-rank update ``W + A B`` of its folded kernel (B starts at 0: training starts
-from the frozen model). Its input ("pre-top" activations, [2 views, N, h, w, 320]) is cached once
-per backbone, so an epoch costs a matmul per location instead of a backbone run, and the whole
-update is merged into the convolution at export: the served graph, its size and its speed are
-v2's. The nonlinearity before the pooling is also where the map's layout can matter: a head on
-the pooled map alone cannot see it.
+320-channel ImageNet activations into the map the heads pool. Here it gets a low-rank update
+``W + s A B`` of its folded kernel (B starts at 0), fine-tuned together with heads that were first
+trained as in v2's recipe, so training starts from the frozen model. Its input ("pre-top"
+activations, [2 views, N, h, w, 320]) is cached once per backbone, so an epoch costs two small
+matmuls per location instead of a backbone run, and the update is merged into the convolution at
+export: the served graph, its size and its speed are v2's. The nonlinearity before the pooling is
+also where the map's layout can matter: a head on the pooled map alone cannot see it.
 """
 
 from __future__ import annotations
