@@ -60,7 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--variants",
         default="",
         help="more head recipes cross-validated on the shipped backbones, 'name:key=value,...;name2:...' (keys: "
-        "augmented_views, distill, adapt_rank/scale/epochs/lr, HeadOptions fields); the v2 recipe is always compared",
+        "augmented_views, distill, adapt_rank, adapt_scale, adapt_epochs, adapt_lr, HeadOptions fields); the v2 recipe is always "
+        "compared",
     )
     parser.add_argument("--recipe", default=None, help="ship this recipe from --variants instead of the one the options above describe")
     parser.add_argument(
