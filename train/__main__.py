@@ -251,8 +251,7 @@ def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: di
         key = None if key is None else {"features": key, "fold_seed": args.seed, "folds": args.folds}
         if recipe.adapt.rank:
             curve, took = adapt.oof_scores(
-                tops[name], feats[name][:2], labels, folds, recipe.options, cv["epochs"][name], recipe.adapt, name, args.cache_dir, key,
-                targets,
+                tops[name], feat, labels, folds, recipe.options, cv["epochs"][name], recipe.adapt, name, args.cache_dir, key, targets
             )
         else:
             curve, took = crossval.oof_scores(feat, labels, folds, recipe.options, name, args.cache_dir, key, targets)
@@ -406,15 +405,13 @@ def _refit(args: argparse.Namespace, nets: dict, feats: dict, tops: dict, goal: 
 
     members = {}
     for name in args.backbones:
+        feat = feats[name][: 2 + recipe.augmented_views]
+        frozen_epochs = head_epochs[name] if recipe.adapt.rank else epochs[name]
+        fitted = heads.fit_seeds(feat, goal, recipe.options, frozen_epochs, args.seed, f"{name}_head")
         if recipe.adapt.rank:
             top = tops[name]
-            fitted = adapt.fit_heads(feats[name][:2], goal, recipe.options, head_epochs[name], args.seed, f"{name}_head")
             update, _ = adapt.fit(top.pre_top, top.z0, goal, fitted, recipe.options, recipe.adapt, epochs[name], args.seed, name)
             top.merge(update)
-        else:
-            feat = feats[name][: 2 + recipe.augmented_views]
-            seeds = range(recipe.options.seeds)
-            fitted = [heads.fit(feat, goal, recipe.options, epochs[name], args.seed + s, f"{name}_head{s}")[0] for s in seeds]
         members[name] = (nets[name], fitted)
     return members, model.ensemble(args.height, args.width, members)
 

@@ -13,7 +13,6 @@ also where the map's layout can matter: a head on the pooled map alone cannot se
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from train import features, heads, metrics
+from train import cached, features, heads, metrics
 from train.fit import multilabel_loss
 
 
@@ -154,7 +153,7 @@ class _EpochScores(keras.callbacks.Callback):
 def fit(pre_top: np.ndarray, z0: np.ndarray, labels: np.ndarray, trained: list[keras.Model], options: heads.HeadOptions,
         adapt: AdaptOptions, epochs: int, seed: int, name: str, posters: np.ndarray | None = None, held_out: np.ndarray | None = None
         ) -> tuple[LowRankTop, np.ndarray | None]:
-    """Fine-tune: the ``trained`` heads (heads.fit on the frozen pooled features) and the top's update together, for
+    """Fine-tune: the ``trained`` heads (heads.fit_seeds on the frozen pooled features) and the top's update together, for
     ``epochs`` of the ``adapt`` schedule, all heads on one shared adapted map (the heads are updated in place).
 
     Training the heads first and then both (not both from scratch) keeps the frozen model as the
@@ -180,38 +179,20 @@ def fit(pre_top: np.ndarray, z0: np.ndarray, labels: np.ndarray, trained: list[k
     return adapted, (np.stack(record.scores) if held_out is not None else None)
 
 
-def fit_heads(pooled: np.ndarray, labels: np.ndarray, options: heads.HeadOptions, epochs: int, seed: int, name: str) -> list[keras.Model]:
-    """The frozen recipe's heads (seeds seed, seed+1, ...) on pooled features [views, N, C]: fine-tuning's starting point."""
-    return [heads.fit(pooled, labels, options, epochs, seed + s, f"{name}{s}")[0] for s in range(options.seeds)]
-
-
-def pre_top_activations(net: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str],
+def pre_top_activations(below: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str],
                         cache: Path | None) -> np.ndarray:
-    """[2, N, h, w, Cin] float16 pre-top activations of the plain and flipped views, memory-mapped from ``cache`` once computed."""
-    below = top(net)[0]
+    """[2, N, h, w, Cin] float16 activations of ``below`` (``top(net)[0]``) for the plain and flipped views,
+    memory-mapped from ``cache`` once computed."""
     shape = (len(features.VIEWS), len(images), *below.output.shape[1:])
+    extract = lambda maps: features.extract(below, images, features.VIEWS, desc=f"{name} pre-top", maps=maps)  # noqa: E731
     if cache is None or weights is None:
         maps = np.zeros(shape, np.float16)
-        features.extract(below, images, features.VIEWS, desc=f"{name} pre-top", maps=maps)
+        extract(maps)
         return maps
-    key = {
-        "backbone": name,
-        "ids": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-        "size": list(images.shape[1:3]),
-        "weights": features.weights_digest(weights / features.weights_file(name)),
-        "views": features.VIEWS,
-        "pre_top": True,
-    }
-    path = cache / f"pretop-{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.npy"
+    path = cached.path(cache, f"pretop-{name}", {**features.base_key(name, weights, images, ids), "pre_top": True})
     if not path.exists():
         start = time.monotonic()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        maps = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-        features.extract(below, images, features.VIEWS, desc=f"{name} pre-top", maps=maps)
-        maps.flush()
-        del maps
-        tmp.rename(path)
+        cached.fill_memmap(path, shape, extract)
         print(f"pre-top activations: {path} ({time.monotonic() - start:.0f} s)", flush=True)
     return np.load(path, mmap_mode="r")
 
@@ -234,8 +215,8 @@ class Top:
 
 def prepare(net: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str], cache: Path | None) -> Top:
     """The backbone's pre-top activations (cached) and its frozen top's output, computed once for every fold and the refit."""
-    pre = flat(pre_top_activations(net, name, weights, images, ids, cache))
-    _, conv, norm = top(net)
+    below, conv, norm = top(net)
+    pre = flat(pre_top_activations(below, name, weights, images, ids, cache))
     kernel, bias = folded(conv, norm)
     start = time.monotonic()
     z0 = frozen_top(pre, kernel, bias)
@@ -245,35 +226,31 @@ def prepare(net: keras.Model, name: str, weights: Path | None, images: np.ndarra
 
 def oof_scores(top: Top, pooled: np.ndarray, labels: np.ndarray, folds: np.ndarray, options: heads.HeadOptions, head_epochs: int,
                adapt: AdaptOptions, name: str, cache: Path | None = None, cache_key: dict | None = None,
-               targets: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+               targets: np.ndarray | None = None) -> tuple[np.ndarray, float | None]:
     """Like crossval.oof_scores, for a fine-tuned top: [adapt.epochs, N, L] out-of-fold scores after each fine-tuning epoch, seconds.
 
     Per fold, heads are trained as the frozen recipe's (``head_epochs``, on ``pooled`` [views, N, C])
     and then fine-tuned with the update. ``targets`` [folds, N, L]: soft targets per held-out fold
     (train/distill.py), as in crossval."""
-    path = None
-    if cache is not None and cache_key is not None:
+    key = None
+    if cache_key is not None:
         key = {**cache_key, "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "options": asdict(options), "adapt": asdict(adapt),
                "head_epochs": head_epochs, "labels": labels.shape}
         if targets is not None:
             key["targets"] = hashlib.sha256(np.ascontiguousarray(targets, np.float32).tobytes()).hexdigest()
-        path = cache / f"oof-adapt-{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.npy"
-        if path.exists():
-            print(f"out-of-fold scores: {path}", flush=True)
-            return np.load(path), json.loads(path.with_suffix(".json").read_text())["seconds"]
-    start = time.monotonic()
-    out = np.zeros((adapt.epochs, *labels.shape), np.float32)
-    for k in range(folds.max() + 1):
-        train, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        goal = labels[train] if targets is None else targets[k][train]
-        trained = fit_heads(pooled[:, train], goal, options, head_epochs, 0, f"{name}_cv")
-        _, scores = fit(top.pre_top, top.z0, goal, trained, options, adapt, adapt.epochs, k, f"{name}_ft", train, held)
-        out[:, held] = scores
-        best = max(float(np.nanmean(metrics.average_precision(labels[held], e))) for e in scores)
-        print(f"  {name} (adapted top, rank {adapt.rank}): fold {k + 1}/{folds.max() + 1} done, best epoch's mAP {best:.4f} "
-              f"({time.monotonic() - start:.0f} s)", flush=True)
-    seconds = time.monotonic() - start
-    if path is not None:
-        np.save(path, out)
-        path.with_suffix(".json").write_text(json.dumps({"seconds": round(seconds, 1)}), encoding="utf-8")
-    return out, seconds
+
+    def compute() -> np.ndarray:
+        start = time.monotonic()
+        out = np.zeros((adapt.epochs, *labels.shape), np.float32)
+        for k in range(folds.max() + 1):
+            train, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            goal = labels[train] if targets is None else targets[k][train]
+            trained = heads.fit_seeds(pooled[:, train], goal, options, head_epochs, 0, f"{name}_cv")
+            _, scores = fit(top.pre_top, top.z0, goal, trained, options, adapt, adapt.epochs, k, f"{name}_ft", train, held)
+            out[:, held] = scores
+            best = max(float(np.nanmean(metrics.average_precision(labels[held], e))) for e in scores)
+            print(f"  {name} (adapted top, rank {adapt.rank}): fold {k + 1}/{folds.max() + 1} done, best epoch's mAP {best:.4f} "
+                  f"({time.monotonic() - start:.0f} s)", flush=True)
+        return out
+
+    return cached.load_or_compute(cache, f"oof-adapt-{name}", key, compute, "out-of-fold scores")

@@ -9,8 +9,6 @@ candidate set. Decision thresholds for a fold come from the OOF scores of the *o
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from dataclasses import asdict
 from itertools import combinations
 from pathlib import Path
@@ -18,48 +16,38 @@ from pathlib import Path
 import numpy as np
 
 from postergenre.artifact import HEADLINE_KEYS as HEADLINE  # the manifest's headline metrics
-from train import calibrate, heads, metrics
+from train import cached, calibrate, heads, metrics
 
 # The quality bar is macro over genres with >= 10 positives among 1,000 held-back posters.
 COMMON_PRIOR = 0.01
 
 
 def oof_scores(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, options: heads.HeadOptions, name: str,
-               cache: Path | None = None, cache_key: dict | None = None, targets: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+               cache: Path | None = None, cache_key: dict | None = None, targets: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float | None]:
     """([max_epochs, N, L] seed-averaged out-of-fold scores of one backbone's heads after each epoch,
     the seconds they took to compute (kept with the cache)).
 
     ``targets`` [folds, N, L]: what the heads of each fold train towards instead of ``labels``
     (soft targets made without that fold: train/distill.py)."""
-    if cache is not None and cache_key is not None:
+    key = None
+    if cache_key is not None:
         key = {**cache_key, "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "options": asdict(options), "labels": labels.shape}
         if targets is not None:
             key["targets"] = hashlib.sha256(np.ascontiguousarray(targets, np.float32).tobytes()).hexdigest()
-        path = cache / f"oof-{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.npy"
-        if path.exists():
-            print(f"out-of-fold scores: {path}", flush=True)
-            return np.load(path), _seconds(path)
-    start = time.monotonic()
-    out = np.zeros((options.max_epochs, *labels.shape), np.float32)
-    for k in range(folds.max() + 1):
-        train, held = folds != k, folds == k
-        for seed in range(options.seeds):
-            goal = labels[train] if targets is None else targets[k][train]
-            _, scores = heads.fit(features[:, train], goal, options, options.max_epochs, seed, f"{name}_cv", features[0, held])
-            out[:, held] += scores / options.seeds
-        print(f"  {name}: fold {k + 1}/{folds.max() + 1} done", flush=True)
-    seconds = time.monotonic() - start
-    if cache is not None and cache_key is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        np.save(path, out)
-        path.with_suffix(".json").write_text(json.dumps({"seconds": round(seconds, 1)}), encoding="utf-8")
-    return out, seconds
 
+    def compute() -> np.ndarray:
+        out = np.zeros((options.max_epochs, *labels.shape), np.float32)
+        for k in range(folds.max() + 1):
+            train, held = folds != k, folds == k
+            for seed in range(options.seeds):
+                goal = labels[train] if targets is None else targets[k][train]
+                _, scores = heads.fit(features[:, train], goal, options, options.max_epochs, seed, f"{name}_cv", features[0, held])
+                out[:, held] += scores / options.seeds
+            print(f"  {name}: fold {k + 1}/{folds.max() + 1} done", flush=True)
+        return out
 
-def _seconds(path: Path) -> float | None:
-    """The compute time stored next to a cached array (None for caches made before it was recorded)."""
-    side = path.with_suffix(".json")
-    return json.loads(side.read_text())["seconds"] if side.exists() else None
+    return cached.load_or_compute(cache, f"oof-{name}", key, compute, "out-of-fold scores")
 
 
 def best_epoch(curve: np.ndarray, labels: np.ndarray) -> tuple[int, list[float]]:

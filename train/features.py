@@ -4,15 +4,13 @@ Heads are trained on global-average-pooled features of each poster as is and fli
 (views "plain" and "flipped"), optionally plus augmented views ("aug<k>": a random crop rescaled
 to the input size, colour jitter, odd k mirrored). Running a backbone is the expensive part of
 training on a 2-core CPU, so every cross-validation fold and the final refit reuse the same
-arrays; each part (base views, augmented views, feature maps) is cached under its own key, so
-adding views never recomputes the others.
+arrays; each part (base views, augmented views) is cached under its own key (train/cached.py),
+so adding views never recomputes the others.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from train import cached
 from train.weights import weights_file
 
 VIEWS = ("plain", "flipped")
@@ -112,33 +111,32 @@ def weights_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def backbone_features(net: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str],
-                      cache: Path | None, augmented: int = 0, augment: Augment = Augment(),
-                      maps: bool = False) -> tuple[np.ndarray, dict | None]:
-    """(pooled features [2 + augmented, N, C] of ``images`` (posters ``ids``), their cache key), from ``cache`` if computed before.
-
-    The key (of the base views; views_key gives the others') names the posters, the input size,
-    the weights' content and the views; random weights
-    (tests) are never cached (key None). With ``maps`` the plain and flipped views' last feature
-    maps are cached too, from the same backbone run (read them with ``cached_maps``).
-    """
-    views = VIEWS + augmented_views(augmented)
-    if cache is None or weights is None:
-        return extract(net, images, views, desc=name, augment=augment), None
-    key = {
+def base_key(name: str, weights: Path, images: np.ndarray, ids: list[str]) -> dict:
+    """What a backbone's activations of these posters depend on: the posters, the input size, the weights' content, the views."""
+    return {
         "backbone": name,
         "ids": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "size": list(images.shape[1:3]),
         "weights": weights_digest(weights / weights_file(name)),
         "views": VIEWS,
     }
-    maps_path = _maps_path(cache, key)
-    if maps and not maps_path.exists():
-        _path(cache, key).unlink(missing_ok=True)  # recomputed with the maps, from one run
-    parts = [cached(cache, key, lambda: _base_with_maps(net, images, name, maps_path) if maps else extract(net, images, VIEWS, desc=name))]
+
+
+def backbone_features(net: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str],
+                      cache: Path | None, augmented: int = 0, augment: Augment = Augment()) -> tuple[np.ndarray, dict | None]:
+    """(pooled features [2 + augmented, N, C] of ``images`` (posters ``ids``), their cache key), from ``cache`` if computed before.
+
+    The key (base_key, of the base views; views_key gives the others') names what they depend on;
+    random weights (tests) are never cached (key None).
+    """
+    views = VIEWS + augmented_views(augmented)
+    if cache is None or weights is None:
+        return extract(net, images, views, desc=name, augment=augment), None
+    key = base_key(name, weights, images, ids)
+    parts = [_cached(cache, key, lambda: extract(net, images, VIEWS, desc=name))]
     if augmented:
         extra = {**key, "views": augmented_views(augmented), "augment": asdict(augment)}
-        parts.append(cached(cache, extra, lambda: extract(net, images, extra["views"], desc=f"{name} augmented", augment=augment)))
+        parts.append(_cached(cache, extra, lambda: extract(net, images, extra["views"], desc=f"{name} augmented", augment=augment)))
     return (parts[0] if len(parts) == 1 else np.concatenate(parts)), key
 
 
@@ -149,43 +147,5 @@ def views_key(key: dict | None, augmented: int, augment: Augment = Augment()) ->
     return {**key, "views": VIEWS + augmented_views(augmented), "augment": asdict(augment)}
 
 
-def _maps_path(cache: Path, key: dict) -> Path:
-    base = {k: v for k, v in key.items() if k != "augment"}
-    return _path(cache, {**base, "views": VIEWS, "maps": True}, "maps-")
-
-
-def _base_with_maps(net: keras.Model, images: np.ndarray, name: str, path: Path) -> np.ndarray:
-    tmp = path.with_suffix(".tmp.npy")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    maps = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(VIEWS), len(images), *net.output.shape[1:]))
-    pooled = extract(net, images, VIEWS, desc=f"{name} (with maps)", maps=maps)
-    maps.flush()
-    del maps
-    tmp.rename(path)
-    return pooled
-
-
-def cached_maps(cache: Path, key: dict) -> np.ndarray:
-    """The plain and flipped views' feature maps [2, N, h, w, C] float16, memory-mapped (backbone_features(maps=True) made them)."""
-    return np.load(_maps_path(cache, key), mmap_mode="r")
-
-
-def _path(cache: Path, key: dict, prefix: str = "") -> Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache / f"{prefix}{key['backbone']}-{digest}.npy"
-
-
-def cached(cache: Path, key: dict, compute) -> np.ndarray:
-    """Load the array stored under ``key`` or compute and store it (atomic rename)."""
-    path = _path(cache, key)
-    if path.exists():
-        print(f"features: {path}", flush=True)
-        return np.load(path)
-    start = time.monotonic()
-    features = compute()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, features)
-    tmp.rename(path)
-    print(f"features: {path} ({time.monotonic() - start:.0f} s)", flush=True)
-    return features
+def _cached(cache: Path, key: dict, compute) -> np.ndarray:
+    return cached.load_or_compute(cache, key["backbone"], key, compute, "features")[0]

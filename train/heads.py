@@ -82,3 +82,8 @@ def fit(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: 
     record = _EpochScores(None if held_out is None else tf.constant(held_out, tf.float32))
     head.fit(x, y, batch_size=options.batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[record])
     return head, (np.stack(record.scores) if held_out is not None else None)
+
+
+def fit_seeds(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: int, seed: int, name: str) -> list[keras.Model]:
+    """``options.seeds`` heads (seeds seed, seed+1, ...; named ``name`` + index) trained as ``fit`` trains one."""
+    return [fit(features, labels, options, epochs, seed + s, f"{name}{s}")[0] for s in range(options.seeds)]

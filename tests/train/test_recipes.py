@@ -100,7 +100,7 @@ def test_adapted_top_merges_into_the_backbone_exactly(backbone):
     labels = (rng.random((24, 3)) < 0.4).astype(np.float32)
     options = heads.HeadOptions(hidden=8, max_epochs=3, batch_size=8, seeds=2, lr=5e-2)
     pooled = np.clip(top.z0.astype(np.float32), 0, 6).mean(axis=2)
-    fitted = adapt.fit_heads(pooled, labels, options, 3, 0, "h")
+    fitted = heads.fit_seeds(pooled, labels, options, 3, 0, "h")
     update, curve = adapt.fit(top.pre_top, top.z0, labels, fitted, options, adapt.AdaptOptions(rank=4, lr=5e-2), 3, 0, "t",
                               held_out=np.arange(4))
     assert len(fitted) == 2 and curve.shape == (3, 4, 3)
