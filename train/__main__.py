@@ -23,7 +23,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--arch", choices=("ensemble", "seed-cnn"), default="ensemble")
     parser.add_argument("--weights", default="build/weights", help="folder made by `make weights`, or 'none' (random weights: tests)")
     parser.add_argument(
-        "--backbones", default="mobilenetv2,lite0", help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b)"
+        "--backbones",
+        default="mobilenetv2-mid,lite0-mid",
+        help="the ensemble's members: mobilenetv2, lite0, lite1, lite2 (tests: tiny_a, tiny_b), each optionally with -mid (its "
+        "stride-16 activations added to the last map: train/backbones.py)",
     )
     parser.add_argument("--candidates", default="", help="more backbones cross-validated for the report only, e.g. lite0,lite1")
     parser.add_argument("--height", type=int, default=336)
@@ -167,6 +170,7 @@ def _features(args: argparse.Namespace, dataset: data.Dataset) -> tuple[dict, di
             nets[name] = backbones.build(name, args.height, args.width, weights)
         if weights is None:
             backbones.calibrate_batchnorm(nets[name], dataset.images[: min(256, len(dataset.images))])
+        backbones.calibrate_mid(nets[name], dataset.images)
         augmented = args.max_augmented if name in args.backbones else 0
         feats[name], keys[name] = features.backbone_features(
             nets[name], name, weights, dataset.images, dataset.ids, args.cache_dir, augmented
@@ -446,7 +450,8 @@ def _training_record(
 ) -> dict:
     """The manifest's and the report's "training": how the shipped model was made."""
     return {
-        "arch": f"{' + '.join(args.backbones)} (ImageNet backbones, each with its normalisation inside; "
+        "arch": f"{' + '.join(args.backbones)} (ImageNet backbones, each with its normalisation inside"
+        + ("; -mid: its stride-16 activations pooled onto the last map; " if any(b.endswith("-mid") for b in args.backbones) else "; ")
         + (f"last convolution adapted by a rank-{recipe.adapt.rank} update trained with the heads), " if recipe.adapt.rank else "frozen), ")
         + f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from train import cached, features, heads, metrics
+from train import backbones, cached, features, heads, metrics
 from train.fit import multilabel_loss
 
 
@@ -38,6 +38,8 @@ class AdaptOptions:
 
 def top(net: keras.Model) -> tuple[keras.Model, layers.Conv2D, layers.BatchNormalization]:
     """(image -> pre-top activations, the last convolution, its batch norm) of a train.backbones model."""
+    if any(layer.name == backbones.MID_SCALE for layer in net.layers):
+        raise ValueError(f"{net.name}: an adapted top needs a backbone without the {backbones.MID!r} tap")
     inner = next((layer for layer in net.layers if isinstance(layer, keras.Model)), None)
     if inner is not None:  # keras.applications MobileNetV2 inside the normalising wrapper
         conv, norm = inner.get_layer("Conv_1"), inner.get_layer("Conv_1_bn")

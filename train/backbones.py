@@ -1,7 +1,12 @@
 """ImageNet backbones over a 0-255 RGB input, each with its own normalisation inside the model.
 
 Every builder returns a Keras model: float32 [N, H, W, 3] in 0-255 -> the last spatial feature
-map [N, h, w, C] (what a class-activation map needs). Weights live in one folder made by
+map [N, h, w, C] (what a class-activation map needs). A name ending in ``-mid`` (``mobilenetv2-mid``)
+adds the backbone's last stride-16 activations (the expansion of its first stride-32 block, before
+that block's strided depthwise convolution) to that map: average-pooled 2x2 onto the same grid and
+concatenated after the last map's channels. Mid-level channels carry the colour, texture and
+lettering that tell poster genres apart and that the last, object-level layer averages away; they
+are computed anyway, so the serving cost is the pooling, and the heads' input grows by their width. Weights live in one folder made by
 ``python -m train.weights``: the MobileNetV2 no-top .h5 and EfficientNet-Lite ``.npz`` files.
 
 EfficientNet-Lite is EfficientNet without squeeze-excite, with ReLU6 and an unscaled stem (32)
@@ -27,6 +32,10 @@ LITE_BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
                (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
 BN_EPSILON = 1e-3
 NAMES = ("mobilenetv2", *LITE)
+MID = "-mid"  # name suffix: the stride-16 tap added to the last map
+MOBILENET_MID = "block_13_expand_relu"
+MID_SCALE = "mid_scale"
+MID_SAMPLE = 512  # posters the tap's scaling is estimated on
 # Tiny random-initialised backbones for tests: (width, depth) far below Lite0's.
 TINY = {"tiny_a": (0.25, 0.3), "tiny_b": (0.35, 0.3)}
 
@@ -96,7 +105,21 @@ def load_npz(net: keras.Model, path: Path) -> None:
         raise ValueError(f"{path}: weights do not match the architecture: {sorted(stored ^ used)[:5]}")
 
 
-def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1.0) -> keras.Model:
+def lite_mid(variant: str) -> str:
+    """The expansion layer of an EfficientNet-Lite's last stride-2 block (its stride-16 tap)."""
+    layout = lite_layout(*{**LITE, **TINY}[variant])
+    return f"block{max(b for b, block in enumerate(layout) if block[1] == 2)}_expand_relu"
+
+
+def with_mid(net: keras.Model, tap) -> keras.Model:
+    """``net``'s last map with the stride-16 activations ``tap`` pooled onto its grid, scaled per channel by a fixed
+    ``mid_scale`` (identity until calibrate_mid sets it) and concatenated (see the module doc)."""
+    grid = layers.AveragePooling2D(2, padding="same", name="mid_pool")(tap)
+    grid = layers.DepthwiseConv2D(1, depthwise_initializer="ones", trainable=False, name=MID_SCALE)(grid)
+    return keras.Model(net.inputs, layers.Concatenate(name="with_mid")([net.outputs[0], grid]), name=f"{net.name}_mid")
+
+
+def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1.0, mid: bool = False) -> keras.Model:
     """Keras MobileNetV2 no-top with x / 127.5 - 1 inside; ``weights``: folder holding MOBILENET_FILE."""
     image = keras.Input((height, width, 3), name="image")
     scaled = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(image)
@@ -106,24 +129,54 @@ def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1
     base = keras.applications.MobileNetV2(
         input_shape=(height, width, 3), include_top=False, alpha=alpha, weights=None if path is None else str(path)
     )
-    return keras.Model(image, base(scaled), name="mobilenetv2")
+    if not mid:
+        return keras.Model(image, base(scaled), name="mobilenetv2")
+    tap, last = keras.Model(base.inputs, [base.get_layer(MOBILENET_MID).output, base.outputs[0]], name=base.name)(scaled)
+    return with_mid(keras.Model(image, last), tap)
 
 
 def build(name: str, height: int, width: int, weights: Path | None) -> keras.Model:
-    """A backbone by name (NAMES for ImageNet ones, TINY for tests with ``weights=None``)."""
-    if name == "mobilenetv2":
-        net = mobilenet_v2(height, width, weights)
-    elif name in LITE or name in TINY:
-        if name in TINY and weights is not None:
+    """A backbone by name (NAMES for ImageNet ones, TINY for tests with ``weights=None``; either + MID)."""
+    base, mid = base_name(name), name.endswith(MID)
+    if base == "mobilenetv2":
+        net = mobilenet_v2(height, width, weights, mid=mid)
+    elif base in LITE or base in TINY:
+        if base in TINY and weights is not None:
             raise ValueError(f"{name} has no pretrained weights; use --weights none")
-        net = efficientnet_lite(height, width, name, weights)
+        net = efficientnet_lite(height, width, base, weights)
+        if mid:
+            net = with_mid(net, net.get_layer(lite_mid(base)).output)
     else:
-        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(NAMES + tuple(TINY))}")
+        known = NAMES + tuple(TINY)
+        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(known)}, each also with {MID!r}")
     for layer in net._flatten_layers(include_self=False):  # noqa: SLF001
         # Shared ImageNet statistics (MobileNetV2's are folded): batch norm always in inference mode.
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
     return net
+
+
+def base_name(name: str) -> str:
+    """The ImageNet (or tiny) network under a backbone name: ``lite0-mid`` -> ``lite0``."""
+    return name.removesuffix(MID)
+
+
+def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
+    """Set a ``-mid`` backbone's tap scaling from posters (no labels): each tap channel's pooled value standardised over
+    posters, times the last map's mean pooled sd, so the two parts reach the heads on one scale (heads on the raw tap
+    values did worse). ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced, are used. A plain backbone: no-op."""
+    if not any(layer.name == MID_SCALE for layer in net.layers):
+        return
+    scale = net.get_layer(MID_SCALE)
+    width = scale.kernel.shape[2]
+    scale.set_weights([np.ones((1, 1, width, 1), np.float32), np.zeros(width, np.float32)])
+    rows = np.linspace(0, len(images) - 1, min(MID_SAMPLE, len(images))).astype(int)
+    pooled = np.concatenate(
+        [np.mean(net(images[rows[i : i + 32]].astype(np.float32), training=False), axis=(1, 2)) for i in range(0, len(rows), 32)]
+    )
+    last, tap = pooled[:, :-width], pooled[:, -width:]
+    factor = float(last.std(axis=0).mean()) / (tap.std(axis=0) + 1e-6)
+    scale.set_weights([factor.reshape(1, 1, width, 1).astype(np.float32), (-tap.mean(axis=0) * factor).astype(np.float32)])
 
 
 def calibrate_batchnorm(net: keras.Model, images: np.ndarray) -> None:

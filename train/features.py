@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train import cached
+from train import backbones, cached
 from train.weights import weights_file
 
 VIEWS = ("plain", "flipped")
@@ -112,13 +112,15 @@ def weights_digest(path: Path) -> str:
 
 
 def base_key(name: str, weights: Path, images: np.ndarray, ids: list[str]) -> dict:
-    """What a backbone's activations of these posters depend on: the posters, the input size, the weights' content, the views."""
+    """What a backbone's activations of these posters depend on: the posters, the input size, the weights' content, the views
+    (and for a ``-mid`` backbone the posters its tap's scaling comes from)."""
     return {
         "backbone": name,
         "ids": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "size": list(images.shape[1:3]),
-        "weights": weights_digest(weights / weights_file(name)),
+        "weights": weights_digest(weights / weights_file(backbones.base_name(name))),
         "views": VIEWS,
+        **({"mid_sample": backbones.MID_SAMPLE} if name.endswith(backbones.MID) else {}),  # the tap's scaling (calibrate_mid)
     }
 
 

@@ -24,17 +24,18 @@ def _images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def test_ensemble_map_is_the_mean_of_its_heads_maps():
-    """The shipped structure (train/model.ensemble: backbones, each with several head sub-models,
-    averaged per backbone, then across backbones): same scores, no new weights, and the map is the
-    mean over every (backbone, head) of that head's logits at each location."""
+    """The shipped structure (train/model.ensemble: backbones, one with the stride-16 tap, each with
+    several head sub-models, averaged per backbone, then across backbones): same scores, no new
+    weights, and the map is the mean over every (backbone, head) of that head's logits at each location."""
     from train import backbones, heads
     from train.model import ensemble
 
     keras.utils.set_random_seed(0)
     options = heads.HeadOptions(hidden=8, seeds=2)
     members = {}
-    for name in ("tiny_a", "tiny_b"):
+    for name in ("tiny_a", "tiny_b-mid"):
         net = backbones.build(name, 64, 32, None)
+        backbones.calibrate_mid(net, _images(8, 64, 32, seed=3).astype(np.uint8))
         dim = net.output.shape[-1]
         members[name] = (net, [heads.build(dim, 5, options, f"{name}_head{s}") for s in range(options.seeds)])
     model = ensemble(64, 32, members)
