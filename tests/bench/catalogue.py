@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers.server import FUNCTION_DIR, ROOT, ServerProcess, serve_command
+from tests.helpers.server import FUNCTION_DIR, ROOT, ServerProcess, function_command
 
 MODEL_DIR = FUNCTION_DIR / "model"
 BATCH = 16
@@ -70,7 +70,7 @@ def pipeline(beam_python: str, folder: Path, out: Path, workers: int, mode: str 
 
 def http(function_python: str, paths: list[Path]) -> dict:
     """One by one (raw JPEG bodies) and in batches of BATCH (JSON base64), to a warm `make serve`."""
-    server = ServerProcess(serve_command(function_python), {}, FUNCTION_DIR)
+    server = ServerProcess(function_command(function_python), {}, FUNCTION_DIR)
     try:
         server.wait_ready()
         bodies = [p.read_bytes() for p in paths]
