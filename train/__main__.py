@@ -297,6 +297,9 @@ def _recipes(args, options) -> tuple[list, object, object]:
     for r in everything:
         if r.adapt.rank and r.augmented_views:
             raise data.DataError(f"recipe {r.name!r}: an adapted top is trained on the plain and flipped views only (augmented_views 0)")
+        tapped = [b for b in args.backbones if b.endswith("-mid")]
+        if r.adapt.rank and tapped:
+            raise data.DataError(f"recipe {r.name!r}: an adapted top needs backbones without the -mid tap (not {', '.join(tapped)})")
     return everything, shipped, base
 
 

@@ -38,6 +38,7 @@ MID = "-mid"  # name suffix: the stride-16 tap added to the last map
 MOBILENET_MID = "block_13_expand_relu"
 MID_SCALE = "mid_scale"
 MID_SAMPLE = 512  # posters the tap's scaling is estimated on
+DEAD_SPREAD = 1e-3  # a tap channel whose spread is below this share of the last map's is dropped (scale 0)
 # Tiny random-initialised backbones for tests: (width, depth) far below Lite0's.
 TINY = {"tiny_a": (0.25, 0.3), "tiny_b": (0.35, 0.3)}
 
@@ -134,7 +135,7 @@ def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1
     if not mid:
         return keras.Model(image, base(scaled), name="mobilenetv2")
     tap, last = keras.Model(base.inputs, [base.get_layer(MOBILENET_MID).output, base.outputs[0]], name=base.name)(scaled)
-    return with_mid(keras.Model(image, last), tap)
+    return with_mid(keras.Model(image, last, name="mobilenetv2"), tap)
 
 
 def build(name: str, height: int, width: int, weights: Path | None) -> keras.Model:
@@ -166,8 +167,8 @@ def base_name(name: str) -> str:
 def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
     """Set a ``-mid`` backbone's tap scaling from posters (no labels): each tap channel's pooled value standardised over
     posters, times the last map's mean pooled sd, so the two parts reach the heads on one scale without touching the
-    last map (standardising it too cross-validated lower). ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced,
-    are used. A plain backbone: no-op."""
+    last map (standardising it too cross-validated lower); channels that do not vary (DEAD_SPREAD) get 0.
+    ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced, are used. A plain backbone: no-op."""
     if not any(layer.name == MID_SCALE for layer in net.layers):
         return
     scale = net.get_layer(MID_SCALE)
@@ -178,7 +179,10 @@ def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
         [np.mean(net(images[rows[i : i + 32]].astype(np.float32), training=False), axis=(1, 2)) for i in range(0, len(rows), 32)]
     )
     last, tap = pooled[:, :-width], pooled[:, -width:]
-    factor = float(last.std(axis=0).mean()) / (tap.std(axis=0) + 1e-6)
+    target, spread = float(last.std(axis=0).mean()), tap.std(axis=0)
+    # A channel that does not vary over the sample (a dead one) gets weight 0: dividing by its ~0 spread would
+    # overflow fp16 in the export and turn a rare activation into a huge head input.
+    factor = np.where(spread > target * DEAD_SPREAD, target / np.maximum(spread, 1e-12), 0.0)
     scale.set_weights([factor.reshape(1, 1, width, 1).astype(np.float32), (-tap.mean(axis=0) * factor).astype(np.float32)])
 
 

@@ -36,6 +36,7 @@ def test_mid_backbone_appends_the_scaled_tap_to_the_last_map(name, tap, width):
     source = next(m for m in [mid, *[x for x in mid.layers if isinstance(x, keras.Model)]] if layer in [y.name for y in m.layers])
     activations = keras.Model(source.inputs, source.get_layer(layer).output)
     raw = activations.predict(images if source is mid else images / 127.5 - 1, verbose=0)
+    assert raw.shape[1:3] == (7, 5)  # the tap is the stride-16 grid
     width = width or raw.shape[-1]
     assert combined.shape == (40, *last.shape[1:3], last.shape[-1] + width)
     np.testing.assert_allclose(combined[..., : last.shape[-1]], last, atol=1e-5)
@@ -56,8 +57,25 @@ def test_a_plain_backbone_is_left_alone_and_names_are_checked():
     before = [w.copy() for w in net.get_weights()]
     backbones.calibrate_mid(net, _posters(4, 64, 32))
     assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights(), strict=True))
-    with pytest.raises(ValueError, match="-mid"):
+    with pytest.raises(ValueError, match="choose from mobilenetv2, .* each also with '-mid'"):
         backbones.build("resnet50-mid", 64, 32, None)
+
+
+def test_a_dead_tap_channel_gets_weight_zero():
+    """A tap channel that never fires has no spread to standardise by: its scale is 0, not ~1/0
+    (which overflows fp16 in the export and would blow up the first poster that does fire it)."""
+    keras.utils.set_random_seed(2)
+    net = backbones.build("tiny_a-mid", 64, 32, None)
+    posters = _posters(16, 64, 32)
+    backbones.calibrate_batchnorm(net, posters)
+    norm = net.get_layer(backbones.lite_mid("tiny_a").replace("_relu", "_bn"))
+    gamma, beta, mean, variance = norm.get_weights()
+    beta[0] = -1e3  # channel 0 of the tap: ReLU6 of a very negative value, always 0
+    norm.set_weights([gamma, beta, mean, variance])
+    backbones.calibrate_mid(net, posters)
+    kernel, bias = net.get_layer(backbones.MID_SCALE).get_weights()
+    assert kernel[0, 0, 0, 0] == 0 and bias[0] == 0
+    assert np.all(kernel[0, 0, 1:, 0] > 0) and np.abs(kernel).max() < np.finfo(np.float16).max
 
 
 def test_an_adapted_top_refuses_a_mid_backbone():
