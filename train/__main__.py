@@ -279,7 +279,7 @@ def _recipe_cv(args, labels: np.ndarray, feats: dict, keys: dict, recipe, cv: di
 
 def _recipes(args, options) -> tuple[list, object, object]:
     """(every recipe to cross-validate, the shipped one, the v2 recipe that is also the teacher's)."""
-    from train import adapt, variants
+    from train import adapt, backbones, variants
 
     cli = variants.Recipe("cli", options, args.augmented_views, args.distill, adapt.AdaptOptions(rank=args.adapt_rank))
     base = variants.teacher(cli)
@@ -294,10 +294,10 @@ def _recipes(args, options) -> tuple[list, object, object]:
     everything = [base, *(r for r in listed if r.name != base.name)]
     if shipped not in everything:
         everything.append(shipped)
+    tapped = [b for b in args.backbones if backbones.tapped(b)]
     for r in everything:
         if r.adapt.rank and r.augmented_views:
             raise data.DataError(f"recipe {r.name!r}: an adapted top is trained on the plain and flipped views only (augmented_views 0)")
-        tapped = [b for b in args.backbones if b.endswith("-mid")]
         if r.adapt.rank and tapped:
             raise data.DataError(f"recipe {r.name!r}: an adapted top needs backbones without the -mid tap (not {', '.join(tapped)})")
     return everything, shipped, base
@@ -452,9 +452,11 @@ def _training_record(
     seconds: dict,
 ) -> dict:
     """The manifest's and the report's "training": how the shipped model was made."""
+    from train import backbones
+
     return {
         "arch": f"{' + '.join(args.backbones)} (ImageNet backbones, each with its normalisation inside"
-        + ("; -mid: its stride-16 activations pooled onto the last map; " if any(b.endswith("-mid") for b in args.backbones) else "; ")
+        + ("; -mid: its stride-16 activations pooled onto the last map; " if any(map(backbones.tapped, args.backbones)) else "; ")
         + (f"last convolution adapted by a rank-{recipe.adapt.rank} update trained with the heads), " if recipe.adapt.rank else "frozen), ")
         + f"each: global average pool + {recipe.options.seeds} MLP heads; scores averaged over heads, then over backbones",
         "weights": "random (--weights none)" if args.weights == "none" else "ImageNet (python -m train.weights)",

@@ -38,7 +38,7 @@ class AdaptOptions:
 
 def top(net: keras.Model) -> tuple[keras.Model, layers.Conv2D, layers.BatchNormalization]:
     """(image -> pre-top activations, the last convolution, its batch norm) of a train.backbones model."""
-    if any(layer.name == backbones.MID_SCALE for layer in net.layers):
+    if backbones.mid_scale(net) is not None:
         raise ValueError(f"{net.name}: an adapted top needs a backbone without the {backbones.MID!r} tap")
     inner = next((layer for layer in net.layers if isinstance(layer, keras.Model)), None)
     if inner is not None:  # keras.applications MobileNetV2 inside the normalising wrapper

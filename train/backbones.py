@@ -140,7 +140,7 @@ def mobilenet_v2(height: int, width: int, weights: Path | None, alpha: float = 1
 
 def build(name: str, height: int, width: int, weights: Path | None) -> keras.Model:
     """A backbone by name (NAMES for ImageNet ones, TINY for tests with ``weights=None``; either + MID)."""
-    base, mid = base_name(name), name.endswith(MID)
+    base, mid = base_name(name), tapped(name)
     if base == "mobilenetv2":
         net = mobilenet_v2(height, width, weights, mid=mid)
     elif base in LITE or base in TINY:
@@ -159,6 +159,16 @@ def build(name: str, height: int, width: int, weights: Path | None) -> keras.Mod
     return net
 
 
+def tapped(name: str) -> bool:
+    """Whether a backbone name asks for the stride-16 tap (``lite0-mid``)."""
+    return name.endswith(MID)
+
+
+def mid_scale(net: keras.Model) -> layers.DepthwiseConv2D | None:
+    """A built backbone's tap scaling layer (None: a plain backbone)."""
+    return next((layer for layer in net.layers if layer.name == MID_SCALE), None)
+
+
 def base_name(name: str) -> str:
     """The ImageNet (or tiny) network under a backbone name: ``lite0-mid`` -> ``lite0``."""
     return name.removesuffix(MID)
@@ -169,9 +179,9 @@ def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
     posters, times the last map's mean pooled sd, so the two parts reach the heads on one scale without touching the
     last map (standardising it too cross-validated lower); channels that do not vary (DEAD_SPREAD) get 0.
     ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced, are used. A plain backbone: no-op."""
-    if not any(layer.name == MID_SCALE for layer in net.layers):
+    scale = mid_scale(net)
+    if scale is None:
         return
-    scale = net.get_layer(MID_SCALE)
     width = scale.kernel.shape[2]
     scale.set_weights([np.ones((1, 1, width, 1), np.float32), np.zeros(width, np.float32)])
     rows = np.linspace(0, len(images) - 1, min(MID_SAMPLE, len(images))).astype(int)

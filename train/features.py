@@ -120,7 +120,7 @@ def base_key(name: str, weights: Path, images: np.ndarray, ids: list[str]) -> di
         "size": list(images.shape[1:3]),
         "weights": weights_digest(weights / weights_file(backbones.base_name(name))),
         "views": VIEWS,
-        **({"mid_sample": backbones.MID_SAMPLE} if name.endswith(backbones.MID) else {}),  # the tap's scaling (calibrate_mid)
+        **({"mid_sample": backbones.MID_SAMPLE} if backbones.tapped(name) else {}),  # the tap's scaling (calibrate_mid)
     }
 
 
