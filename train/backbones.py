@@ -19,6 +19,7 @@ used here. Its input scaling is (x - 127) / 128 (the stem's batch-norm statistic
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import keras
@@ -145,7 +146,7 @@ def build(name: str, height: int, width: int, weights: Path | None) -> keras.Mod
         net = mobilenet_v2(height, width, weights, mid=mid)
     elif base in LITE or base in TINY:
         if base in TINY and weights is not None:
-            raise ValueError(f"{name} has no pretrained weights; use --weights none")
+            raise ValueError(f"{name} has no pretrained weights: use a recipe with model.weights = \"random\"")
         net = efficientnet_lite(height, width, base, weights)
         if mid:
             net = with_mid(net, net.get_layer(lite_mid(base)).output)
@@ -174,20 +175,17 @@ def base_name(name: str) -> str:
     return name.removesuffix(MID)
 
 
-def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
+def calibrate_mid(net: keras.Model, batches: Iterable[np.ndarray]) -> None:
     """Set a ``-mid`` backbone's tap scaling from posters (no labels): each tap channel's pooled value standardised over
     posters, times the last map's mean pooled sd, so the two parts reach the heads on one scale without touching the
     last map (standardising it too cross-validated lower); channels that do not vary (DEAD_SPREAD) get 0.
-    ``images``: uint8 posters; MID_SAMPLE of them, evenly spaced, are used. A plain backbone: no-op."""
+    ``batches``: uint8 posters in batches (training passes MID_SAMPLE of them: mid_sample). A plain backbone: no-op."""
     scale = mid_scale(net)
     if scale is None:
         return
     width = scale.kernel.shape[2]
     scale.set_weights([np.ones((1, 1, width, 1), np.float32), np.zeros(width, np.float32)])
-    rows = np.linspace(0, len(images) - 1, min(MID_SAMPLE, len(images))).astype(int)
-    pooled = np.concatenate(
-        [np.mean(net(images[rows[i : i + 32]].astype(np.float32), training=False), axis=(1, 2)) for i in range(0, len(rows), 32)]
-    )
+    pooled = np.concatenate([np.mean(net(batch.astype(np.float32), training=False), axis=(1, 2)) for batch in batches])
     last, tap = pooled[:, :-width], pooled[:, -width:]
     target, spread = float(last.std(axis=0).mean()), tap.std(axis=0)
     # A channel that does not vary over the sample (a dead one) gets weight 0: dividing by its ~0 spread would
@@ -196,17 +194,24 @@ def calibrate_mid(net: keras.Model, images: np.ndarray) -> None:
     scale.set_weights([factor.reshape(1, 1, width, 1).astype(np.float32), (-tap.mean(axis=0) * factor).astype(np.float32)])
 
 
-def calibrate_batchnorm(net: keras.Model, images: np.ndarray) -> None:
-    """For random weights only (``--weights none``): set each batch norm's statistics from data.
+def mid_sample(count: int) -> np.ndarray:
+    """The MID_SAMPLE posters (of ``count``, evenly spaced) that calibrate_mid is given."""
+    return np.linspace(0, count - 1, min(MID_SAMPLE, count)).astype(int)
+
+
+def calibrate_batchnorm(net: keras.Model, batches: Iterable[np.ndarray]) -> None:
+    """For random weights only (tests, the tiny recipe): set each batch norm's statistics from data.
 
     A random network with inference-mode batch norm (mean 0, variance 1) shrinks activations to
-    ~1e-12 after a few blocks, so nothing could be learned on top. One training-mode pass with
-    momentum 0 per layer stores the batch statistics instead.
+    ~1e-12 after a few blocks, so nothing could be learned on top. One training-mode pass per batch
+    stores the batch statistics instead, averaged over the batches (momentum k/(k+1) for the k-th),
+    so memory stays that of one batch however many posters calibrate.
     """
     norms = [layer for layer in net._flatten_layers(include_self=False) if isinstance(layer, layers.BatchNormalization)]  # noqa: SLF001
     saved = [(layer.momentum, layer.trainable) for layer in norms]
-    for layer in norms:
-        layer.momentum, layer.trainable = 0.0, True
-    net(images.astype(np.float32), training=True)
+    for k, batch in enumerate(batches):
+        for layer in norms:
+            layer.momentum, layer.trainable = k / (k + 1), True
+        net(batch.astype(np.float32), training=True)
     for layer, (momentum, trainable) in zip(norms, saved, strict=True):
         layer.momentum, layer.trainable = momentum, trainable

@@ -1,6 +1,6 @@
 """Arrays computed once and kept in build/cache: named by a digest of everything they depend on.
 
-Backbone features, out-of-fold scores and teacher scores are the expensive steps of a training run
+Backbone features and out-of-fold scores are the expensive steps of a training run
 on a small CPU; each is stored under ``<prefix>-<digest of its key>.npy`` with the seconds it took
 next to it (``.json``), so a re-run reuses it and the report can still say what it cost.
 """
@@ -12,11 +12,8 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
-
-T = TypeVar("T")
 
 
 def path(cache: Path, prefix: str, key: dict) -> Path:
@@ -49,14 +46,37 @@ def load_or_compute(cache: Path | None, prefix: str, key: dict | None, compute: 
     return out, seconds
 
 
-def fill_memmap(target: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], T]) -> T:
-    """Create a float16 array of ``shape`` on disk, let ``fill`` write it in place (it may not fit in memory),
-    then publish it under ``target`` by a rename; returns what ``fill`` returns."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.npy")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-    result = fill(array)
-    array.flush()
-    del array
-    tmp.rename(target)
-    return result
+def load_or_fill(cache: Path | None, prefix: str, key: dict | None, shape: tuple[int, ...], fill: Callable[[np.ndarray], None],
+                 what: str) -> np.ndarray:
+    """A float16 array of ``shape`` that ``fill`` writes in place: memory-mapped from its cache file when ``key`` is
+    given (made on disk first, under a temporary name, and published by a rename; read-only afterwards), else in memory.
+    The seconds filling took are kept next to the file, like load_or_compute's."""
+    if cache is None or key is None:
+        out = np.zeros(shape, np.float16)
+        fill(out)
+        return out
+    target = path(cache, prefix, key)
+    if not target.exists():
+        start = time.monotonic()
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp.npy")
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        fill(array)
+        array.flush()
+        del array
+        tmp.rename(target)
+        seconds = round(time.monotonic() - start, 1)
+        target.with_suffix(".json").write_text(json.dumps({"seconds": seconds}), encoding="utf-8")
+        print(f"{what}: {target} ({seconds:.0f} s)", flush=True)
+    else:
+        print(f"{what}: {target}", flush=True)
+    out = np.load(target, mmap_mode="r")
+    if out.shape != shape:
+        raise ValueError(f"{target} holds {out.shape}, expected {shape}: remove it")
+    return out
+
+
+def seconds(cache: Path | None, prefix: str, key: dict | None) -> float | None:
+    """What computing a cached array took when it was made (None: not cached, or made before that was recorded)."""
+    side = None if cache is None or key is None else path(cache, prefix, key).with_suffix(".json")
+    return json.loads(side.read_text())["seconds"] if side is not None and side.exists() else None

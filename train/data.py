@@ -1,9 +1,11 @@
-"""Dataset reading (Kaggle "movie-classifier" layout), label rules and the seeded split."""
+"""The data stage: read one or more folders in the Kaggle "movie-classifier" layout, apply the label rule,
+stream decoded posters in batches, and split them into folds."""
 
 from __future__ import annotations
 
 import csv
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,23 +26,33 @@ class DataError(ValueError):
 
 @dataclass
 class Dataset:
-    """Decoded posters (uint8, model input size) with their multi-hot labels."""
+    """Posters (their files, not their pixels) with multi-hot labels, from one or more folders.
+
+    Pixels are decoded in batches where they are needed (``batches``); nothing holds every decoded
+    poster at once, so memory does not grow with the number of posters.
+    """
 
     ids: list[str]
-    images: np.ndarray  # [N, H, W, 3] uint8
+    paths: list[Path]
+    sources: np.ndarray  # [N] index into ``folders`` of each poster's folder
+    folders: list[str]
     labels: np.ndarray  # [N, L] float32
     label_names: list[str]
     dropped_labels: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # per folder, and "all"
+
+    def folder_rows(self, folder: int) -> np.ndarray:
+        """Indices of the posters of ``folders[folder]``."""
+        return np.flatnonzero(self.sources == folder)
 
 
 def read_table(csv_path: Path) -> tuple[list[str], list[str], np.ndarray, int]:
     """Return (ids, genre names, multi-hot matrix, duplicate rows); duplicate Ids keep their first row."""
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
-        header = next(reader)
+        header = next(reader, [])
         if header[:2] != ["Id", "Genre"]:
-            raise ValueError(f"{csv_path}: expected header 'Id,Genre,<genres...>', got {header[:3]}")
+            raise DataError(f"{csv_path}: expected header 'Id,Genre,<genres...>', got {header[:3]}: {LAYOUT}")
         genres = header[2:]
         ids: list[str] = []
         rows: list[list[float]] = []
@@ -66,43 +78,78 @@ def apply_min_examples(labels: np.ndarray, names: list[str], min_examples: int) 
     return labels[:, keep], [n for n, k in zip(names, keep, strict=True) if k], dropped
 
 
-def load(root: Path, spec: artifact.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
-    """Read the table and decode every poster with the serving decoder; skip missing/corrupt ones."""
-    if not (root / "train.csv").is_file():
-        raise DataError(f"{root}/train.csv not found: {LAYOUT}")
-    ids, names, labels, duplicates = read_table(root / "train.csv")
-    if limit:
-        ids, labels = ids[:limit], labels[:limit]
+def decode(path: Path, spec: artifact.InputSpec) -> np.ndarray | None:
+    """One poster as the model sees it ([H, W, 3] uint8, the serving decoder), or None if it cannot be read."""
+    try:
+        return imaging.decode(path.read_bytes(), spec)[0].astype(np.uint8)
+    except (OSError, imaging.ImageError):
+        return None
 
-    def decode(poster_id: str) -> np.ndarray | None:
-        path = root / "Images" / f"{poster_id}.jpg"
-        try:
-            pixels = imaging.decode(path.read_bytes(), spec)
-        except (OSError, imaging.ImageError):
-            return None
-        return pixels[0].astype(np.uint8)
+
+def batches(paths: list[Path], spec: artifact.InputSpec, size: int = 32, workers: int = 4) -> Iterator[np.ndarray]:
+    """[n, H, W, 3] uint8 batches of ``paths`` in order, decoded by ``workers`` threads one batch ahead
+    (so at most two batches are in memory); an unreadable poster is an error (``load`` checked them)."""
+
+    def submit(pool: ThreadPoolExecutor, start: int) -> list[Future]:
+        return [pool.submit(decode, p, spec) for p in paths[start : start + size]]
 
     with ThreadPoolExecutor(workers) as pool:
-        decoded = list(tqdm(pool.map(decode, ids), total=len(ids), desc="decode posters", unit="img"))
-    ok = np.array([d is not None for d in decoded])
-    missing = [i for i, d in zip(ids, decoded, strict=True) if d is None]
-    if not ok.any():
-        raise DataError(f"none of the {len(ids)} posters in {root}/Images could be read: {LAYOUT}")
-    labels, names, dropped = apply_min_examples(labels[ok], names, min_examples)
+        ahead = submit(pool, 0)
+        for start in range(0, len(paths), size):
+            current, ahead = ahead, submit(pool, start + size)
+            decoded = [f.result() for f in current]
+            for path, pixels in zip(paths[start : start + size], decoded, strict=True):
+                if pixels is None:
+                    raise DataError(f"{path} could not be read any more (changed during training?)")
+            yield np.stack(decoded)
+
+
+def _readable(paths: list[Path], spec: artifact.InputSpec, workers: int) -> np.ndarray:
+    """Which posters decode (each is decoded once and dropped: nothing is kept)."""
+    with ThreadPoolExecutor(workers) as pool:
+        ok = pool.map(lambda p: p.is_file() and decode(p, spec) is not None, paths)
+        return np.fromiter(tqdm(ok, total=len(paths), desc="check posters", unit="img", mininterval=30), bool, len(paths))
+
+
+def load(roots: list[Path], spec: artifact.InputSpec, min_examples: int, limit: int | None = None, workers: int = 4) -> Dataset:
+    """Read every folder's table into one dataset and check that each poster decodes; skip missing/corrupt ones.
+
+    The folders must share their genre columns; a poster Id in two folders is an error that names both."""
+    ids: list[str] = []
+    paths: list[Path] = []
+    sources: list[int] = []
+    tables, counts, where, names = [], {}, {}, None
+    for k, root in enumerate(roots):
+        if not (root / "train.csv").is_file():
+            raise DataError(f"{root}/train.csv not found: {LAYOUT}")
+        folder_ids, folder_names, labels, duplicates = read_table(root / "train.csv")
+        if names is not None and folder_names != names:
+            raise DataError(f"{root}/train.csv has other genre columns than {roots[0]}/train.csv: {folder_names} vs {names}")
+        names = folder_names
+        if limit:
+            folder_ids, labels = folder_ids[:limit], labels[:limit]
+        for poster_id in folder_ids:
+            if poster_id in where:
+                raise DataError(f"poster {poster_id} is in two data folders: {where[poster_id]} and {root}")
+            where[poster_id] = root
+        ok = _readable([root / "Images" / f"{i}.jpg" for i in folder_ids], spec, workers)
+        if not ok.any():
+            raise DataError(f"none of the {len(folder_ids)} posters in {root}/Images could be read: {LAYOUT}")
+        kept = [i for i, good in zip(folder_ids, ok, strict=True) if good]
+        ids += kept
+        paths += [root / "Images" / f"{i}.jpg" for i in kept]
+        sources += [k] * len(kept)
+        tables.append(labels[ok])
+        counts[str(root)] = {"rows_unique": len(folder_ids), "duplicate_rows": duplicates,
+                             "skipped_missing_or_corrupt": int((~ok).sum()), "used": len(kept)}
+    counts["all"] = {key: sum(c[key] for c in counts.values()) for key in next(iter(counts.values()))}
+    labels, names, dropped = apply_min_examples(np.concatenate(tables), names, min_examples)
     if not names:
         raise DataError(
-            f"no genre has --min-examples {min_examples} positive posters among the {int(ok.sum())} used "
-            f"(most: {max(dropped.values())}); use more posters (--limit) or a lower --min-examples"
+            f"no genre has min_examples {min_examples} positive posters among the {len(ids)} used "
+            f"(most: {max(dropped.values())}); use more posters (--limit) or a recipe with a lower data.min_examples"
         )
-    images = np.stack([d for d in decoded if d is not None])
-    kept_ids = [i for i, good in zip(ids, ok, strict=True) if good]
-    counts = {
-        "rows_unique": len(ids),
-        "duplicate_rows": duplicates,
-        "skipped_missing_or_corrupt": len(missing),
-        "used": len(kept_ids),
-    }
-    return Dataset(kept_ids, images, labels, names, dropped, counts)
+    return Dataset(ids, paths, np.array(sources), [str(r) for r in roots], labels, names, dropped, counts)
 
 
 def _iterative_assign(labels: np.ndarray, fractions: list[float], seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""fp16 TFLite export and the checks of an exported model: Keras-vs-TFLite parity, latency.
+"""The export stage: fp16 TFLite with its manifest, and the checks of an exported model: Keras-vs-TFLite parity, latency.
 
 The artifact itself (manifest fields, files, checksum) is written by postergenre.artifact.
 """
@@ -18,8 +18,11 @@ from tqdm import tqdm
 from postergenre import artifact, imaging
 from postergenre import model as serving  # the function's predictor: the artifact is checked the way it is served
 from train import quiet
+from train.data import Dataset, batches
+from train.recipe import Recipe
 
 MIN_DECISION_AGREEMENT = 0.99
+LATENCY_POSTERS = 10
 
 
 class ParityError(RuntimeError):
@@ -56,6 +59,44 @@ def to_tflite(model: keras.Model, height: int, width: int, explanations: bool = 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
         return converter.convert()
+
+
+def package(recipe: Recipe, net: keras.Model, labels: list[str], thresholds: np.ndarray, version: str | None) -> tuple[bytes, dict]:
+    """The fp16 model with its explanation output, and its sealed manifest (not written yet)."""
+    from train import explain
+
+    spec = recipe.model.spec()
+    manifest = artifact.new_manifest(recipe.export.name, version, labels, thresholds, spec)
+    manifest.update(explain.manifest_entry(net))  # the explanation output (train/explain.py)
+    tflite = to_tflite(net, spec.height, spec.width, explanations=True)
+    return tflite, artifact.sealed(manifest, tflite)
+
+
+def probe(recipe: Recipe, dataset: Dataset) -> tuple[list[bytes], np.ndarray]:
+    """The parity posters, a seeded sample: their files (the serving side decodes them) and training's pixels of them."""
+    rng = np.random.default_rng(recipe.cross_validation.seed)
+    rows = np.sort(rng.choice(len(dataset.ids), min(recipe.export.parity_posters, len(dataset.ids)), replace=False))
+    paths = [dataset.paths[i] for i in rows]
+    spec = recipe.model.spec()
+    return [p.read_bytes() for p in paths], np.concatenate(list(batches(paths, spec)))
+
+
+def member_costs(recipe: Recipe, out: Path, members: dict, manifest: dict, posters: list[bytes]) -> dict:
+    """File size and warm single-thread latency of each backbone alone (exported like the ensemble, into ``out``/members)."""
+    from train import model
+
+    result = {}
+    spec = recipe.model.spec()
+    thresholds = np.array([manifest["thresholds"][label] for label in manifest["labels"]])
+    for name, member in members.items():
+        if len(members) == 1:
+            break
+        single = model.ensemble(spec.height, spec.width, {name: member})
+        tflite = to_tflite(single, spec.height, spec.width)
+        written = artifact.write(out / "members" / name, tflite,
+                                 artifact.new_manifest(name, manifest["version"], manifest["labels"], thresholds, spec))
+        result[name] = {**latency(written, tflite, posters), "params": int(single.count_params())}
+    return result
 
 
 def _inference(net: keras.Model, names: list[str]):

@@ -1,17 +1,18 @@
-"""Frozen backbone features, computed once per backbone and cached on disk.
+"""The features stage: frozen backbone features of every poster, computed batch by batch and cached on disk.
 
 Heads are trained on global-average-pooled features of each poster as is and flipped left-right
 (views "plain" and "flipped"), optionally plus augmented views ("aug<k>": a random crop rescaled
-to the input size, colour jitter, odd k mirrored). Running a backbone is the expensive part of
-training on a 2-core CPU, so every cross-validation fold and the final refit reuse the same
-arrays; each part (base views, augmented views) is cached under its own key (train/cached.py),
-so adding views never recomputes the others.
+to the input size, colour jitter, odd k mirrored; the recipe's ``[views]``). Running a backbone is
+the expensive part of training on a 2-core CPU, so every cross-validation fold and the final refit
+reuse the same arrays. Posters are decoded in batches straight into the backbone and their pooled
+features written into a memory-mapped cache file (train/cached.py): a few KB per poster and view
+are all that is kept, never the pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -19,42 +20,35 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train import backbones, cached
+from postergenre import artifact
+from train import backbones, cached, data, quiet
+from train.recipe import Recipe, Views
 from train.weights import weights_file
 
 VIEWS = ("plain", "flipped")
 AUGMENT_SEED = 20
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Ranges of the augmented views: crop area share and aspect change, colour jitter."""
-
-    area: tuple[float, float] = (0.55, 1.0)
-    aspect: tuple[float, float] = (0.8, 1.25)
-    brightness: float = 0.12  # x 255, added
-    contrast: float = 0.25  # factor 1 +/- this, around the image mean
-    saturation: float = 0.3  # factor 1 +/- this, around the grey value
+CALIBRATION_POSTERS = 256  # random weights: batch-norm statistics from this many posters of the first folder
+BATCH = 32  # posters decoded and run at once: the stage's memory is a few batches, whatever the number of posters
 
 
 def augmented_views(count: int) -> tuple[str, ...]:
     return tuple(f"aug{k}" for k in range(count))
 
 
-def _view_params(view: str, n: int, augment: Augment) -> dict[str, np.ndarray] | None:
+def _view_params(view: str, n: int, views: Views) -> dict[str, np.ndarray] | None:
     """Per-poster crop boxes (normalised y1, x1, y2, x2) and colour factors of one view; fixed by the view's name."""
     if not view.startswith("aug"):
         return None
     rng = np.random.default_rng([AUGMENT_SEED, int(view[3:])])
-    area = rng.uniform(*augment.area, n)
-    aspect = np.exp(rng.uniform(*np.log(augment.aspect), n))
+    area = rng.uniform(*views.area, n)
+    aspect = np.exp(rng.uniform(*np.log(views.aspect), n))
     h, w = np.minimum(np.sqrt(area / aspect), 1.0), np.minimum(np.sqrt(area * aspect), 1.0)
     y, x = rng.uniform(0, 1, n) * (1 - h), rng.uniform(0, 1, n) * (1 - w)
     return {
         "boxes": np.stack([y, x, y + h, x + w], axis=1).astype(np.float32),
-        "brightness": rng.uniform(-augment.brightness, augment.brightness, n).astype(np.float32) * 255,
-        "contrast": rng.uniform(1 - augment.contrast, 1 + augment.contrast, n).astype(np.float32),
-        "saturation": rng.uniform(1 - augment.saturation, 1 + augment.saturation, n).astype(np.float32),
+        "brightness": rng.uniform(-views.brightness, views.brightness, n).astype(np.float32) * 255,
+        "contrast": rng.uniform(1 - views.contrast, 1 + views.contrast, n).astype(np.float32),
+        "saturation": rng.uniform(1 - views.saturation, 1 + views.saturation, n).astype(np.float32),
     }
 
 
@@ -75,27 +69,21 @@ def render(view: str, batch: tf.Tensor, params: dict[str, np.ndarray] | None, ro
     return x[:, :, ::-1] if int(view[3:]) % 2 else x
 
 
-def extract(backbone: keras.Model, images: np.ndarray, views: tuple[str, ...] = VIEWS, batch_size: int = 32, desc: str = "features",
-            maps: np.ndarray | None = None, augment: Augment = Augment()) -> np.ndarray:
-    """[len(views), N, C] float16 pooled features of uint8 images [N, H, W, 3]; with ``maps`` (a writable
-    [len(views), N, h, w, C] array) the last feature maps are stored there too."""
+def extract(backbone: keras.Model, paths: list[Path], spec: artifact.InputSpec, names: tuple[str, ...], out: np.ndarray,
+            views: Views, desc: str = "features") -> None:
+    """Write the pooled features of the posters ``paths`` under each view of ``names`` into ``out`` [len(names), N, C]
+    (a memory-mapped cache file or an array), decoding the posters batch by batch on the way."""
     run = tf.function(lambda x: backbone(x, training=False), reduce_retracing=True)
-    params = {view: _view_params(view, len(images), augment) for view in views}
-    out = None
-    with tqdm(total=len(views) * len(images), desc=desc, unit="img", mininterval=30) as bar:
-        for start in range(0, len(images), batch_size):
-            rows = slice(start, min(start + batch_size, len(images)))
-            batch = tf.cast(tf.convert_to_tensor(images[rows]), tf.float32)
-            for v, view in enumerate(views):
-                fmap = run(render(view, batch, params[view], rows))
-                pooled = tf.reduce_mean(fmap, axis=(1, 2)).numpy()
-                if out is None:
-                    out = np.zeros((len(views), len(images), pooled.shape[-1]), np.float16)
-                out[v, rows] = pooled
-                if maps is not None:
-                    maps[v, rows] = fmap.numpy().astype(np.float16)
-            bar.update(len(views) * len(batch))
-    return out
+    params = {view: _view_params(view, len(paths), views) for view in names}
+    start = 0
+    with tqdm(total=len(names) * len(paths), desc=desc, unit="img", mininterval=30) as bar:
+        for pixels in data.batches(paths, spec, BATCH):
+            rows = slice(start, start + len(pixels))
+            batch = tf.cast(tf.convert_to_tensor(pixels), tf.float32)
+            for v, view in enumerate(names):
+                out[v, rows] = tf.reduce_mean(run(render(view, batch, params[view], rows)), axis=(1, 2)).numpy()
+            start += len(pixels)
+            bar.update(len(names) * len(pixels))
 
 
 def weights_digest(path: Path) -> str:
@@ -111,43 +99,85 @@ def weights_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def base_key(name: str, weights: Path, images: np.ndarray, ids: list[str]) -> dict:
-    """What a backbone's activations of these posters depend on: the posters, the input size, the weights' content, the views
-    (and for a ``-mid`` backbone the posters its tap's scaling comes from)."""
-    return {
+def _digest(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def base_key(name: str, weights: Path, spec: artifact.InputSpec, ids: list[str], calibration_ids: list[str]) -> dict:
+    """What a backbone's activations of the posters ``ids`` depend on: the posters, the input size, the weights' content, the
+    views, and for a ``-mid`` backbone the posters its tap's scaling comes from (``calibration_ids``; named only when they
+    are not the same posters)."""
+    key = {
         "backbone": name,
-        "ids": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-        "size": list(images.shape[1:3]),
+        "ids": _digest(ids),
+        "size": [spec.height, spec.width],
         "weights": weights_digest(weights / weights_file(backbones.base_name(name))),
         "views": VIEWS,
-        **({"mid_sample": backbones.MID_SAMPLE} if backbones.tapped(name) else {}),  # the tap's scaling (calibrate_mid)
     }
+    if backbones.tapped(name):
+        key["mid_sample"] = backbones.MID_SAMPLE
+        if calibration_ids != ids:
+            key["mid_calibration"] = _digest(calibration_ids)
+    return key
 
 
-def backbone_features(net: keras.Model, name: str, weights: Path | None, images: np.ndarray, ids: list[str],
-                      cache: Path | None, augmented: int = 0, augment: Augment = Augment()) -> tuple[np.ndarray, dict | None]:
-    """(pooled features [2 + augmented, N, C] of ``images`` (posters ``ids``), their cache key), from ``cache`` if computed before.
+def build(name: str, recipe: Recipe, dataset: data.Dataset, weights: Path | None) -> keras.Model:
+    """The backbone ready to extract: built, and calibrated on the first data folder's posters (batch norm for random
+    weights, the ``-mid`` tap's scaling), so adding a folder leaves the others' features as they were."""
+    spec = recipe.model.spec()
+    keras.utils.set_random_seed(recipe.cross_validation.seed + list(recipe.model.backbones + recipe.model.candidates).index(name))
+    with quiet.native_stderr():
+        net = backbones.build(name, spec.height, spec.width, weights)
+    first = [dataset.paths[i] for i in dataset.folder_rows(0)]
+    if weights is None:  # random weights: reproducible by the seed above, made usable by data statistics
+        backbones.calibrate_batchnorm(net, data.batches(first[:CALIBRATION_POSTERS], spec, BATCH))
+    backbones.calibrate_mid(net, data.batches([first[i] for i in backbones.mid_sample(len(first))], spec, BATCH))
+    return net
 
-    The key (base_key, of the base views; views_key gives the others') names what they depend on;
-    random weights (tests) are never cached (key None).
+
+def recipe_spec(recipe: Recipe) -> artifact.InputSpec:
+    """The model input of a recipe (the manifest's input spec)."""
+    return recipe.model.spec()
+
+
+def backbone_features(net: keras.Model, name: str, recipe: Recipe, dataset: data.Dataset, weights: Path | None,
+                      cache: Path | None) -> tuple[np.ndarray, list[dict | None]]:
+    """(pooled features [2 + views.augmented, N, C] of every poster, the cache key of each folder's base views).
+
+    Each folder's features are cached on their own (the base views and the augmented views under separate keys), so a
+    re-run, or a run that adds a folder or views, computes only what is new; random weights (tests) are never cached.
     """
-    views = VIEWS + augmented_views(augmented)
-    if cache is None or weights is None:
-        return extract(net, images, views, desc=name, augment=augment), None
-    key = base_key(name, weights, images, ids)
-    parts = [_cached(cache, key, lambda: extract(net, images, VIEWS, desc=name))]
-    if augmented:
-        extra = {**key, "views": augmented_views(augmented), "augment": asdict(augment)}
-        parts.append(_cached(cache, extra, lambda: extract(net, images, extra["views"], desc=f"{name} augmented", augment=augment)))
-    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), key
+    spec, views = recipe.model.spec(), recipe.views
+    first = [dataset.ids[i] for i in dataset.folder_rows(0)]
+    per_folder, keys = [], []
+    for k, folder in enumerate(dataset.folders):
+        rows = dataset.folder_rows(k)
+        ids, paths = [dataset.ids[i] for i in rows], [dataset.paths[i] for i in rows]
+        key = None if cache is None or weights is None else base_key(name, weights, spec, ids, first)
+        groups = [(VIEWS, key)]
+        if views.augmented:
+            extra = augmented_views(views.augmented)
+            groups.append((extra, None if key is None else {**key, "views": extra, "augment": asdict(replace(views, augmented=0))}))
+        parts = [_views(net, paths, spec, names, views, cache, (name, part_key), f"{name} {folder}") for names, part_key in groups]
+        per_folder.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        keys.append(key)
+    return (per_folder[0] if len(per_folder) == 1 else np.concatenate(per_folder, axis=1)), keys
 
 
-def views_key(key: dict | None, augmented: int, augment: Augment = Augment()) -> dict | None:
-    """The cache key of the first 2 + ``augmented`` views, from backbone_features' key (its base views)."""
-    if key is None or not augmented:
-        return key
-    return {**key, "views": VIEWS + augmented_views(augmented), "augment": asdict(augment)}
+def _views(net: keras.Model, paths: list[Path], spec: artifact.InputSpec, names: tuple[str, ...], views: Views, cache: Path | None,
+           key: tuple[str, dict | None], desc: str) -> np.ndarray:
+    """One folder's features under the views ``names``, from the cache (``key``: prefix and key) or extracted into it."""
+    shape = (len(names), len(paths), net.output.shape[-1])
+    return cached.load_or_fill(cache, key[0], key[1], shape, lambda out: extract(net, paths, spec, names, out, views, desc), "features")
 
 
-def _cached(cache: Path, key: dict, compute) -> np.ndarray:
-    return cached.load_or_compute(cache, key["backbone"], key, compute, "features")[0]
+def every_backbone(recipe: Recipe, dataset: data.Dataset, weights: Path, cache: Path | None
+                   ) -> tuple[dict[str, keras.Model], dict[str, np.ndarray], dict[str, list[dict | None]]]:
+    """(the built backbones, their features, their per-folder cache keys) for the recipe's backbones and candidates;
+    ``weights`` is the folder of ImageNet files, unused by a recipe of random weights."""
+    folder = None if recipe.model.weights == "random" else weights
+    nets, feats, keys = {}, {}, {}
+    for name in recipe.model.backbones + recipe.model.candidates:
+        nets[name] = build(name, recipe, dataset, folder)
+        feats[name], keys[name] = backbone_features(nets[name], name, recipe, dataset, folder, cache)
+    return nets, feats, keys

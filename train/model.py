@@ -1,4 +1,4 @@
-"""Model definitions: our ensemble of ImageNet backbones and the seed project's CNN as published."""
+"""The served model: backbones with their heads in one Keras graph (what train/export.py converts)."""
 
 from __future__ import annotations
 
@@ -23,22 +23,3 @@ def ensemble(height: int, width: int, members: dict[str, tuple[keras.Model, list
         scores.append(layers.Average(name=f"{name}_genres")(outputs) if len(outputs) > 1 else outputs[0])
     genres = layers.Average(name="genres")(scores) if len(scores) > 1 else layers.Identity(name="genres")(scores[0])
     return keras.Model(image, genres, name="postergenre_ensemble")
-
-
-def seed_cnn(n_labels: int, size: int = 350) -> keras.Model:
-    """The original project's CNN, re-created from its published summary (27.6M parameters at 350x350)."""
-    inputs = keras.Input((size, size, 3), name="image")
-    x = layers.Rescaling(1.0 / 255, name="to_unit_range")(inputs)
-    for filters, rate, pool in ((16, 0.3, False), (32, 0.3, True), (64, 0.4, True), (128, 0.5, True)):
-        x = layers.Conv2D(filters, 3, activation="relu")(x)
-        x = layers.BatchNormalization()(x)
-        if pool:
-            x = layers.MaxPooling2D(2)(x)
-        x = layers.Dropout(rate)(x)
-    x = layers.Flatten()(x)
-    for _ in range(2):
-        x = layers.Dense(128, activation="relu")(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(n_labels, activation="sigmoid", name="genres")(x)
-    return keras.Model(inputs, outputs, name="seed_cnn")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -12,9 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from postergenre import artifact  # noqa: E402
+from train import backbones, calibrate, metrics  # noqa: E402
+from train.data import DataError, Dataset, stratified_split  # noqa: E402
+from train.recipe import ROOT, Recipe  # noqa: E402
+
+V1_VAL_FRACTION = 0.15  # v1's single split (its validation share)
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -83,8 +89,6 @@ def write(out: Path, report: dict) -> None:
     models = {
         name: result["pooled"]["per_label_ap"] for name, result in report["cv"].items() if len(result["members"]) == 1 or name == shipped
     }
-    if "recipes" in report:
-        models[f"{shipped} ({report['recipe']})"] = report["recipes"][report["recipe"]]["result"]["pooled"]["per_label_ap"]
     plot_per_genre_ap(labels, models, np.array(report["data"]["prior"]), out / "per_genre_ap.png")
     calib = report["calibration"]
     plot_thresholds(labels, [calib["thresholds"][label] for label in labels], calib["f1_at_threshold"], out / "thresholds.png")
@@ -99,17 +103,17 @@ def copy(run: Path, reports_dir: Path) -> None:
         shutil.copy2(run / name, reports_dir / name)
 
 
-def _table(columns: list[str], rows: list[list[str]]) -> list[str]:
+def table(columns: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def _pm(result: dict, key: str) -> str:
+def pm(result: dict, key: str) -> str:
     return f"{result['folds'][key]['mean']:.3f} ± {result['folds'][key]['sd']:.3f}"
 
 
 def markdown(report: dict) -> str:
     """report.md: the data, the cross-validation tables, v1's posters (when compared), parity, per genre."""
-    sections = (_summary, _cross_validation, _v1_split, _recipes, _parity, _per_genre)
+    sections = (_summary, _cross_validation, _sources, _v1_split, _costs, _parity, _per_genre)
     lines = [line for section in sections for line in section(report)]
     lines += [
         "",
@@ -124,10 +128,13 @@ def markdown(report: dict) -> str:
 
 
 def _summary(report: dict) -> list[str]:
-    data, training, counts = report["data"], report["training"], report["data"]["counts"]
+    data, training = report["data"], report["training"]
+    counts = data["counts"]["all"]
     seconds = training["seconds"]
     return [
         f"# Model report: {report['manifest']['name']} {report['manifest']['version']}",
+        "",
+        f"Recipe: `{training['recipe']['file']}` (its text is in report.json and in the manifest).",
         "",
         f"Posters: {counts['used']} used (duplicate rows ignored: {counts['duplicate_rows']}, unreadable images skipped: "
         f"{counts['skipped_missing_or_corrupt']}). Genres: {len(report['labels'])} kept, dropped (fewer than {data['min_examples']} "
@@ -139,6 +146,23 @@ def _summary(report: dict) -> list[str]:
         f"refit {seconds['refit']:.0f} s; the rest is export, parity and latency).",
         "",
     ]
+
+
+def _sources(report: dict) -> list[str]:
+    """Per data folder: its posters, and the shipped set's out-of-fold figures on them (one model, one set of thresholds)."""
+    folders, shipped = report["data"]["folders"], report["cv"][report["shipped"]]
+    if len(folders) < 2:
+        return []
+    counts = report["data"]["counts"]
+    lines = ["", "## Per data folder", "", "Each folder's posters scored out-of-fold by the shipped set, with the thresholds "
+             "cross-fitted on all posters (folds are stratified over the union):", ""]
+    return lines + table(
+        ["folder", "posters used", "skipped", *(t for _, t in CV_COLUMNS), "pooled mAP", "pooled one-error"],
+        [[folder, str(counts[folder]["used"]), str(counts[folder]["skipped_missing_or_corrupt"]),
+          *(pm(shipped["sources"][folder], k) for k, _ in CV_COLUMNS),
+          fmt(shipped["sources"][folder]["pooled"]["mAP_macro"]), fmt(shipped["sources"][folder]["pooled"]["one_error"])]
+         for folder in folders],
+    )
 
 
 def _cross_validation(report: dict) -> list[str]:
@@ -155,18 +179,18 @@ def _cross_validation(report: dict) -> list[str]:
     rows = []
     for name in ("predict_nothing", "label_prior"):
         m = report["baselines"][name]
-        rows.append([name.replace("_", " "), *(_fmt(m[k]) for k, _ in CV_COLUMNS), *(_fmt(m[k]) for k in POOLED), "-", "-", "-"])
+        rows.append([name.replace("_", " "), *(fmt(m[k]) for k, _ in CV_COLUMNS), *(fmt(m[k]) for k in POOLED), "-", "-", "-"])
     for name, result in cv.items():
         cost = costs.get(name, {})
         rows.append(
             [
                 f"**{name}** (shipped)" if name == shipped else name,
-                *(_pm(result, k) for k, _ in CV_COLUMNS),
-                *(_fmt(result["pooled"][k]) for k in POOLED),
-                *(_fmt(cost.get(k)) for k in ("params", "size_mb", "p50_ms")),
+                *(pm(result, k) for k, _ in CV_COLUMNS),
+                *(fmt(result["pooled"][k]) for k in POOLED),
+                *(fmt(cost.get(k)) for k in ("params", "size_mb", "p50_ms")),
             ]
         )
-    lines += _table(
+    lines += table(
         [
             "model",
             *(t for _, t in CV_COLUMNS),
@@ -181,9 +205,9 @@ def _cross_validation(report: dict) -> list[str]:
     )
     common = next(iter(cv.values()))["pooled_common"]["genres"]
     lines += ["", f"Pooled out-of-fold, macro over the {common} genres with at least 1% of posters (as the quality bar counts them):", ""]
-    lines += _table(
+    lines += table(
         ["model", *(t for _, t in CV_COLUMNS)],
-        [[name, *(_fmt(result["pooled_common"][k]) for k, _ in CV_COLUMNS)] for name, result in cv.items()],
+        [[name, *(fmt(result["pooled_common"][k]) for k, _ in CV_COLUMNS)] for name, result in cv.items()],
     )
     return lines + [
         "",
@@ -212,10 +236,10 @@ def _v1_split(report: dict) -> list[str]:
         "last two columns. The ensemble's figures are its out-of-fold scores on the same posters.",
         "",
     ]
-    return lines + _table(
+    return lines + table(
         ["model", *(t for _, t in V1_COLUMNS), "F1 macro, cross-fitted", "F1 micro, cross-fitted"],
         [
-            [title, *(_fmt(m.get(k)) for k, _ in V1_COLUMNS), _fmt(m.get("crossfit_f1_macro")), _fmt(m.get("crossfit_f1_micro"))]
+            [title, *(fmt(m.get(k)) for k, _ in V1_COLUMNS), fmt(m.get("crossfit_f1_macro")), fmt(m.get("crossfit_f1_micro"))]
             for title, m in rows.items()
         ],
     )
@@ -234,18 +258,18 @@ def _parity(report: dict) -> list[str]:
 
 def _per_genre(report: dict) -> list[str]:
     cv, data, calib, shipped = report["cv"], report["data"], report["calibration"], report["shipped"]
-    ensemble = report["recipes"][report["recipe"]]["result"]["pooled"] if "recipes" in report else cv[shipped]["pooled"]
+    ensemble = cv[shipped]["pooled"]
     members = [name for name, result in cv.items() if len(result["members"]) == 1 and name in shipped.split("+")]
-    return ["", "## Per genre (out-of-fold)", ""] + _table(
+    return ["", "## Per genre (out-of-fold)", ""] + table(
         ["genre", "positives", "prior", *(f"AP {m}" for m in members), "AP ensemble", "ROC-AUC ensemble", "threshold", "F1 at threshold"],
         [
             [
                 label,
                 str(data["positives"][j]),
                 f"{data['prior'][j]:.3f}",
-                *(_fmt(cv[m]["pooled"]["per_label_ap"][j]) for m in members),
-                _fmt(ensemble["per_label_ap"][j]),
-                _fmt(ensemble["per_label_auc"][j]),
+                *(fmt(cv[m]["pooled"]["per_label_ap"][j]) for m in members),
+                fmt(ensemble["per_label_ap"][j]),
+                fmt(ensemble["per_label_auc"][j]),
                 f"{calib['thresholds'][label]:.2f}",
                 f"{calib['f1_at_threshold'][j]:.3f}",
             ]
@@ -262,75 +286,11 @@ def _signed_ci(interval: list[float]) -> str:
     return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
 
 
-def _recipes(report: dict) -> list[str]:
-    """The head recipes compared on the shipped backbones, with bootstrap intervals against the v2 recipe."""
-    if "recipes" not in report:
-        return []
-    recipes, reference, shipped = report["recipes"], report["reference_recipe"], report["shipped"]
-    lines = [
-        "",
-        f"## Head recipes on {shipped} ({report['data']['folds']}-fold CV, same folds)",
-        "",
-        f"Every recipe trains the same heads (pooled features -> MLP) on the same backbones, so the serving graph, parameters, file "
-        f"size and invoke time are the shipped model's (below); they differ in what the heads are trained on, and an adapted top's "
-        f"low-rank update is merged into the backbone's last convolution (train/adapt.py). The first row is v2's "
-        f"recipe. Pooled figures with 95% bootstrap intervals over posters ({next(iter(recipes.values()))['bootstrap']['resamples']} "
-        f"resamples); the difference to **{reference}** is paired (same resamples), decisions are the cross-fitted ones. Distillation "
-        "targets for a fold's training posters come from teacher heads that saw neither that fold nor the poster's own fold.",
-        "",
-    ]
-    rows = []
-    for name, r in recipes.items():
-        spec, boot, pooled = r["recipe"], r["bootstrap"], r["result"]["pooled"]
-        head = spec["head"]
-        settings = [f"{2 + spec['augmented_views']} views"]
-        if head["gamma_neg"] or head["clip"]:
-            settings.append(f"ASL gamma- {head['gamma_neg']:g}, clip {head['clip']:g}")
-        if head["pos_weight_power"]:
-            settings.append(f"pos. weight power {head['pos_weight_power']:g}")
-        if spec["distill"]:
-            settings.append(f"distill {spec['distill']:g}")
-        if spec.get("adapt", {}).get("rank"):
-            settings.append(f"top adapted, rank {spec['adapt']['rank']} (scale {spec['adapt']['scale']:g})")
-        diff = boot.get("difference")
-        rows.append(
-            [
-                f"**{name}** (shipped)" if name == report["recipe"] else name,
-                ", ".join(settings),
-                *(_pm(r["result"], k) for k, _ in CV_COLUMNS),
-                f"{pooled['mAP_macro']:.3f} {_ci(boot['interval']['mAP_macro'])}",
-                f"{pooled['roc_auc_macro']:.3f}",
-                f"{pooled['one_error']:.3f} {_ci(boot['interval']['one_error'])}",
-                f"{pooled['f1_macro']:.3f} / {pooled['f1_micro']:.3f}",
-                "-" if diff is None else _signed_ci(diff["mAP_macro"]),
-                "-" if diff is None else _signed_ci(diff["roc_auc_macro"]),
-                "-" if diff is None else _signed_ci(diff["one_error"]),
-                "-" if diff is None else _signed_ci(diff["f1_macro"]),
-                ", ".join(f"{e}" for e in r["epochs"].values()),
-                _fmt(r.get("cv_seconds")),
-            ]
-        )
-    lines += _table(
-        [
-            "recipe",
-            "trained on",
-            *(t for _, t in CV_COLUMNS),
-            "pooled mAP [95%]",
-            "pooled ROC-AUC",
-            "pooled one-error [95%]",
-            "pooled F1 macro / micro",
-            f"Δ mAP vs {reference}",
-            "Δ ROC-AUC",
-            "Δ one-error",
-            "Δ F1 macro",
-            "epochs per backbone",
-            "CV seconds",
-        ],
-        rows,
-    )
-    inter = report["costs"].get("interleaved")
-    cost = report["costs"].get(shipped, {})
-    lines += ["", f"Shipped graph: {cost.get('params', '-')} parameters, {_fmt(cost.get('size_mb'))} MB."]
+def _costs(report: dict) -> list[str]:
+    """The shipped graph's size, its invoke time against other models timed in the same run, the time per stage."""
+    shipped = report["shipped"]
+    inter, cost = report["costs"].get("interleaved"), report["costs"].get(shipped, {})
+    lines = ["", f"Shipped graph: {cost.get('params', '-')} parameters, {fmt(cost.get('size_mb'))} MB."]
     if inter:
         lines += [
             "",
@@ -338,18 +298,105 @@ def _recipes(report: dict) -> list[str]:
             "one run (ratio to the first):",
             "",
         ]
-        lines += _table(
+        lines += table(
             ["model", "invoke p50 ms", "ratio", "file MB", "runs"],
             [[name, f"{c['invoke_p50_ms']:.2f}", f"{c['ratio']:.2f}x", f"{c['size_mb']:.2f}", str(c["runs"])] for name, c in inter.items()],
         )
     seconds = report["training"]["seconds"]
-    lines += [
+    return lines + [
         "",
-        "Training time per step on this machine (seconds; cached steps count their first computation where recorded): "
+        "Training time per stage on this machine (seconds; cached stages count their first computation where recorded): "
         + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in seconds.items())
         + ".",
     ]
-    return lines
+
+
+def training_record(recipe: Recipe, dataset: Dataset, epochs: dict, params: int, seconds: dict) -> dict:
+    """The manifest's and the report's "training": how the shipped model was made, its recipe file included."""
+    m = recipe.model
+    return {
+        "arch": f"{' + '.join(m.backbones)} (ImageNet backbones, each with its normalisation inside"
+        + ("; -mid: its stride-16 activations pooled onto the last map; " if any(map(backbones.tapped, m.backbones)) else "; ")
+        + f"frozen), each: global average pool + {recipe.heads.seeds} MLP heads; scores averaged over heads, then over backbones",
+        "weights": "random (tests)" if m.weights == "random" else "ImageNet (python -m train.weights)",
+        "posters": dataset.counts,
+        "selection": f"{recipe.cross_validation.folds}-fold stratified cross-validation (seed {recipe.cross_validation.seed}); "
+        "epochs per backbone from the pooled out-of-fold mAP; thresholds calibrated on the ensemble's out-of-fold scores; "
+        "heads refit on all posters",
+        "recipe": recipe.record(),
+        "epochs": epochs,
+        "shipped_epochs": {name: epochs[name] for name in m.backbones},
+        "head": asdict(recipe.heads),
+        "params": params,
+        "seconds": seconds,
+    }
+
+
+def assemble(recipe: Recipe, dataset: Dataset, folds: np.ndarray, cv: dict, manifest: dict, calibration: tuple[np.ndarray, np.ndarray],
+             costs: dict, train_seconds: float) -> dict:
+    """report.json's content: data, training, baselines, every backbone set's CV figures, calibration, costs, parity."""
+    labels, names = dataset.labels, dataset.label_names
+    chosen, f1_at = calibration
+    full = {
+        "manifest": {k: manifest[k] for k in ("name", "version", "created", "sha256", "size_bytes")},
+        "labels": names,
+        "shipped": "+".join(recipe.model.backbones),
+        "data": {
+            "folders": dataset.folders,
+            "min_examples": recipe.data.min_examples,
+            "dropped_labels": dataset.dropped_labels,
+            "counts": dataset.counts,
+            "folds": recipe.cross_validation.folds,
+            "fold_seed": recipe.cross_validation.seed,
+            "positives": labels.sum(axis=0).astype(int).tolist(),
+            "prior": labels.mean(axis=0).tolist(),
+        },
+        "training": manifest["training"],
+        "baselines": _baselines(labels, folds),
+        "cv": {name: {**result, "members": name.split("+")} for name, result in cv["sets"].items()},
+        "cv_curves": cv["curves"],
+        "calibration": {"thresholds": {label: float(t) for label, t in zip(names, chosen, strict=True)}, "f1_at_threshold": f1_at.tolist()},
+        "costs": costs,
+        "parity": manifest["parity"],
+        "train_seconds": train_seconds,
+    }
+    if recipe.report.v1_report:
+        full["v1_split"] = _compare_v1(ROOT / recipe.report.v1_report, dataset, folds, cv["scores"])
+    return full
+
+
+def _baselines(labels: np.ndarray, folds: np.ndarray) -> dict:
+    """Each fold's prior comes from the other folds' genre frequencies."""
+    prior = np.zeros_like(labels)
+    for k in range(folds.max() + 1):
+        prior[folds == k] = labels[folds != k].mean(axis=0)
+    return metrics.baselines(labels, prior)
+
+
+def _compare_v1(path: Path, dataset: Dataset, folds: np.ndarray, oof: np.ndarray) -> dict:
+    """v1 and the seed CNN were scored on v1's 947 validation posters only: compare there.
+
+    Their split is regenerated (stratified_split, v1's seed and fraction) and checked against
+    the positives v1 recorded; the ensemble's out-of-fold scores are restricted to it.
+    """
+    v1 = json.loads(path.read_text())
+    if v1["labels"] != dataset.label_names:
+        raise DataError(f"{path} was made with other genres; use the same data and data.min_examples")
+    _, val = stratified_split(dataset.labels, V1_VAL_FRACTION, v1["data"]["seed"])
+    y = dataset.labels[val]
+    if len(val) != v1["data"]["val_posters"] or y.sum(axis=0).astype(int).tolist() != v1["data"]["val_positives"]:
+        raise DataError(f"cannot regenerate v1's validation split from {path}: train on the data v1 was trained on")
+    pred = calibrate.crossfit_decisions(dataset.labels, oof, folds)[val]
+    recorded = lambda m: {**m["metrics"], "crossfit_f1_macro": m["crossfit_decisions"]["f1_macro"],  # noqa: E731
+                          "crossfit_f1_micro": m["crossfit_decisions"]["f1_micro"], "size_mb": m["size_mb"]}
+    return {
+        "posters": len(val),
+        "v1": recorded(v1["ours"]),
+        "seed_cnn": recorded(v1["seed_cnn"]),
+        "label_prior": v1["baselines"]["label_prior"],
+        "predict_nothing": v1["baselines"]["predict_nothing"],
+        "ensemble_oof": metrics.evaluate(y, oof[val], pred),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,8 +69,9 @@ def quality(report: dict) -> list[str]:
     shipped, data = report["shipped"], report["data"]
     cv, prior = report["cv"][shipped], report["baselines"]["label_prior"]
     folds, common = cv["folds"], cv["pooled_common"]
+    counts = data["counts"].get("all", data["counts"])  # reports before several data folders: one flat count
     return [
-        f"Quality: {data['folds']}-fold cross-validation on {data['counts']['used']:,} posters, {len(report['labels'])} genres, "
+        f"Quality: {data['folds']}-fold cross-validation on {counts['used']:,} posters, {len(report['labels'])} genres, "
         f"mean ± sd over folds ({link(REPORT.with_suffix('.md'))}, from {link(REPORT)}):",
         "",
         row("model", *(title for _, title in QUALITY)),

@@ -24,11 +24,11 @@ def test_mid_backbone_appends_the_scaled_tap_to_the_last_map(name, tap, width):
     height, cols = 112, 80  # stride 16: 7 x 5 -> the last grid 4 x 3 (an odd edge)
     keras.utils.set_random_seed(0)
     plain = backbones.build(name, height, cols, None)
-    backbones.calibrate_batchnorm(plain, _posters(16, height, cols))
+    backbones.calibrate_batchnorm(plain, [_posters(16, height, cols)])
     mid = backbones.build(f"{name}{backbones.MID}", height, cols, None)
     mid.set_weights(plain.get_weights() + mid.get_weights()[len(plain.get_weights()):])
     posters = _posters(40, height, cols)
-    backbones.calibrate_mid(mid, posters)
+    backbones.calibrate_mid(mid, (posters[i : i + 16] for i in range(0, 40, 16)))  # in batches, as training streams them
 
     images = posters.astype(np.float32)
     last, combined = plain.predict(images, verbose=0), mid.predict(images, verbose=0)
@@ -55,7 +55,7 @@ def test_mid_backbone_appends_the_scaled_tap_to_the_last_map(name, tap, width):
 def test_a_plain_backbone_is_left_alone_and_names_are_checked():
     net = backbones.build("tiny_b", 64, 32, None)
     before = [w.copy() for w in net.get_weights()]
-    backbones.calibrate_mid(net, _posters(4, 64, 32))
+    backbones.calibrate_mid(net, [_posters(4, 64, 32)])
     assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights(), strict=True))
     with pytest.raises(ValueError, match="choose from mobilenetv2, .* each also with '-mid'"):
         backbones.build("resnet50-mid", 64, 32, None)
@@ -67,22 +67,33 @@ def test_a_dead_tap_channel_gets_weight_zero():
     keras.utils.set_random_seed(2)
     net = backbones.build("tiny_a-mid", 64, 32, None)
     posters = _posters(16, 64, 32)
-    backbones.calibrate_batchnorm(net, posters)
+    backbones.calibrate_batchnorm(net, [posters])
     norm = net.get_layer(backbones.lite_mid("tiny_a").replace("_relu", "_bn"))
     gamma, beta, mean, variance = norm.get_weights()
     beta[0] = -1e3  # channel 0 of the tap: ReLU6 of a very negative value, always 0
     norm.set_weights([gamma, beta, mean, variance])
-    backbones.calibrate_mid(net, posters)
+    backbones.calibrate_mid(net, [posters])
     kernel, bias = net.get_layer(backbones.MID_SCALE).get_weights()
     assert kernel[0, 0, 0, 0] == 0 and bias[0] == 0
     assert np.all(kernel[0, 0, 1:, 0] > 0) and np.abs(kernel).max() < np.finfo(np.float16).max
 
 
-def test_an_adapted_top_refuses_a_mid_backbone():
-    from train import adapt
-
-    with pytest.raises(ValueError, match="without the '-mid' tap"):
-        adapt.top(backbones.build("tiny_a-mid", 64, 32, None))
+def test_batch_norm_calibration_in_batches_averages_the_batch_statistics():
+    """Random weights are calibrated batch by batch (memory of one batch): the stored mean is the batches' average,
+    so two halves give the first batch norm the mean one pass over all posters gives."""
+    posters = _posters(32, 64, 32)
+    nets = []
+    for batches in ([posters], [posters[:16], posters[16:]]):
+        keras.utils.set_random_seed(5)
+        net = backbones.build("tiny_b", 64, 32, None)
+        backbones.calibrate_batchnorm(net, batches)
+        nets.append(net)
+    first = next(layer.name for layer in nets[0]._flatten_layers(include_self=False) if isinstance(layer, keras.layers.BatchNormalization))  # noqa: SLF001
+    whole, halves = (n.get_layer(first).moving_mean.numpy() for n in nets)
+    assert np.abs(whole).max() > 1e-3  # calibrated: not the initial zeros
+    np.testing.assert_allclose(halves, whole, rtol=1e-4, atol=1e-5)
+    assert all(layer.momentum == 0.99 for layer in nets[1]._flatten_layers(include_self=False)  # noqa: SLF001
+               if isinstance(layer, keras.layers.BatchNormalization))
 
 
 def test_a_mid_ensemble_exports_with_its_scores_and_explanations():
@@ -97,8 +108,8 @@ def test_a_mid_ensemble_exports_with_its_scores_and_explanations():
     keras.utils.set_random_seed(1)
     height, cols = 96, 64
     net = backbones.build("tiny_a-mid", height, cols, None)
-    backbones.calibrate_batchnorm(net, _posters(16, height, cols))
-    backbones.calibrate_mid(net, _posters(16, height, cols))
+    backbones.calibrate_batchnorm(net, [_posters(16, height, cols)])
+    backbones.calibrate_mid(net, [_posters(16, height, cols)])
     member = [heads.build(net.output.shape[-1], 3, heads.HeadOptions(hidden=8), f"head{s}") for s in range(2)]
     model = ensemble(height, cols, {"tiny_a-mid": (net, member)})
     interpreter = tf.lite.Interpreter(model_content=export.to_tflite(model, height, cols, explanations=True))

@@ -36,8 +36,8 @@ def test_ensemble_map_is_the_mean_of_its_heads_maps():
     for name in ("tiny_a", "tiny_b-mid"):
         net = backbones.build(name, 64, 32, None)
         posters = _images(8, 64, 32, seed=3).astype(np.uint8)
-        backbones.calibrate_batchnorm(net, posters)  # random weights: else the activations vanish and any map passes
-        backbones.calibrate_mid(net, posters)
+        backbones.calibrate_batchnorm(net, [posters])  # random weights: else the activations vanish and any map passes
+        backbones.calibrate_mid(net, [posters])
         dim = net.output.shape[-1]
         members[name] = (net, [heads.build(dim, 5, options, f"{name}_head{s}") for s in range(options.seeds)])
     model = ensemble(64, 32, members)

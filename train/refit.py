@@ -1,0 +1,20 @@
+"""The refit stage: each shipped backbone's heads trained on every poster, for the epochs cross-validation chose,
+and joined with their backbones into the one model that is exported."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from train import heads, model
+from train.recipe import Recipe
+
+
+def refit(recipe: Recipe, nets: dict[str, keras.Model], feats: dict[str, np.ndarray], labels: np.ndarray, epochs: dict[str, int]
+          ) -> tuple[dict[str, tuple[keras.Model, list[keras.Model]]], keras.Model]:
+    """(each shipped backbone with its ``heads.seeds`` heads refit on all posters, seeds from the recipe's; their ensemble)."""
+    members = {
+        name: (nets[name], heads.fit_seeds(feats[name], labels, recipe.heads, epochs[name], recipe.cross_validation.seed, f"{name}_head"))
+        for name in recipe.model.backbones
+    }
+    return members, model.ensemble(recipe.model.height, recipe.model.width, members)
