@@ -53,12 +53,9 @@ resource "google_storage_bucket_iam_member" "catalogue_writes_output" {
   member = "serviceAccount:${google_service_account.catalogue_worker[0].email}"
 }
 
-# Deployments made before the count: their resources keep their identity (no destroy and create).
-moved {
-  from = google_project_service.dataflow
-  to   = google_project_service.dataflow[0]
-}
-
+# Deployments made before the count keep the worker account and its grants (a destroy and create
+# of one IAM binding could run in either order and leave it removed). The API needs no move:
+# its old entry is dropped without disabling anything (disable_on_destroy = false).
 moved {
   from = google_service_account.catalogue_worker
   to   = google_service_account.catalogue_worker[0]

@@ -159,7 +159,7 @@ def test_7_the_catalogue_resources_exist_only_with_its_buckets():
     local = _one(parsed["locals"])["catalogue"]
     assert "var.catalogue_input_bucket" in local and "var.catalogue_output_bucket" in local
     moved = {_one(m)["from"].strip("${}") for m in parsed["moved"]}
-    assert moved == {"google_project_service.dataflow", "google_service_account.catalogue_worker",
+    assert moved == {"google_service_account.catalogue_worker",
                      "google_project_iam_member.catalogue_worker", "google_storage_bucket_iam_member.catalogue_reads_models"}
 
 
