@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SettingsError(f"no deployment recorded at {store.uri} (make deploy records one)")
             print(f"{store.uri} (generation {store.generation}):\n{recorded.describe()}")
             return 0
+        if recorded is not None and recorded.project != args.project:
+            raise SettingsError(f"{store.uri} belongs to project {recorded.project!r}, not {args.project!r}")
         given = {name.lower(): value for name, _, value in (item.partition("=") for item in args.set)}
         if given and args.action != "deploy":
             raise SettingsError(f"{args.action} changes the served model only; change {', '.join(given)} with make deploy")
