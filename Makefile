@@ -17,12 +17,18 @@ PROVIDER_SCHEMA := build/cdktf-provider-google-14.13.0.tgz
 # The same for the time provider (time_sleep): @cdktf/provider-time 11.0.0 = hashicorp/time 0.13.1.
 TIME_PROVIDER_SCHEMA := build/cdktf-provider-time-11.0.0.tgz
 FUNCTION ?= postergenre
-DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" $(if $(STATE_BUCKET),--state-bucket "$(STATE_BUCKET)") --prefix "$(PREFIX)" \
-	--function-name "$(FUNCTION)" $(if $(ALERT_EMAIL),--alert-email "$(ALERT_EMAIL)") \
-	--python .venv/bin/python $(if $(PRIVATE),--private) $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve)
+# A deployment is PROJECT, REGION, BUCKET, FUNCTION; everything else is a setting remembered beside
+# its Terraform state (infra/settings.py). Only a setting named on make's command line changes it.
+SETTINGS_VARS := PRIVATE ALERT_EMAIL CATALOGUE_INPUT_BUCKET CATALOGUE_OUTPUT_BUCKET MEMORY_MB CPU CONCURRENCY MAX_INSTANCES \
+	ALLOWED_ORIGINS IAM_PROPAGATION_SECONDS PREFIX
+DEPLOY_ARGS = --project "$(PROJECT)" --region "$(REGION)" --bucket "$(BUCKET)" $(if $(STATE_BUCKET),--state-bucket "$(STATE_BUCKET)") \
+	--function-name "$(FUNCTION)" --python .venv/bin/python $(if $(DRY_RUN),--dry-run) $(if $(AUTO_APPROVE),--auto-approve) \
+	$(foreach v,$(SETTINGS_VARS),$(if $(filter command line,$(origin $(v))),--set "$(v)=$($(v))"))
+MODEL_ARGS = $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(VERSION),--version "$(VERSION)") --model-dir "$(MODEL_DIR)"
+DEPLOYMENT_USAGE = PROJECT=p REGION=r BUCKET=b [FUNCTION=postergenre] [STATE_BUCKET=p-tfstate]
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test test-function-tflite test-catalogue classify weights train publish emulate bootstrap deploy rollback versions bench clean
+.PHONY: help serve test test-function-tflite test-catalogue classify weights train publish emulate bootstrap deploy rollback promote settings versions bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -102,13 +108,21 @@ bootstrap: .venv/.installed ## once per project: enable base APIs, create the ve
 	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make bootstrap PROJECT=p REGION=r [STATE_BUCKET=p-tfstate]" >&2; exit 2)
 	@.venv/bin/python infra/deploy.py bootstrap $(DEPLOY_ARGS)
 
-deploy: .venv/.installed ## bundle, publish (if new), verify, terraform apply, smoke test (PROJECT=, REGION=, BUCKET=; DRY_RUN=1 prints only; see infra/README.md)
-	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy PROJECT=p REGION=r BUCKET=b [FUNCTION=postergenre] [ALERT_EMAIL=a@b|none] [MODEL_URI=gs://...] [PRIVATE=1] [DRY_RUN=1]" >&2; exit 2)
-	@.venv/bin/python infra/deploy.py deploy $(DEPLOY_ARGS) --model-dir $(MODEL_DIR) $(if $(MODEL_URI),--model-uri "$(MODEL_URI)")
+deploy: .venv/.installed ## apply the deployment's remembered settings (+ any named here); the served model stays (see infra/README.md)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make deploy $(DEPLOYMENT_USAGE) [PRIVATE=1|0] [ALERT_EMAIL=a@b|none] [MEMORY_MB=..] [DRY_RUN=1] (infra/README.md: settings)" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py deploy $(DEPLOY_ARGS) $(MODEL_ARGS)
 
-rollback: .venv/.installed ## serve another published version, same code (MODEL_URI=gs://... or VERSION=; PROJECT=, REGION=, BUCKET=)
-	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" -a -n "$(MODEL_URI)$(VERSION)" || (echo "usage: make rollback PROJECT=p REGION=r BUCKET=b (MODEL_URI=gs://b/models/<version>/ | VERSION=<version>)" >&2; exit 2)
-	@.venv/bin/python infra/deploy.py rollback $(DEPLOY_ARGS) $(if $(MODEL_URI),--model-uri "$(MODEL_URI)") $(if $(VERSION),--version "$(VERSION)")
+rollback: .venv/.installed ## serve another published version, same code; remembered (VERSION= or MODEL_URI=)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" -a -n "$(MODEL_URI)$(VERSION)" || (echo "usage: make rollback $(DEPLOYMENT_USAGE) (VERSION=<version> | MODEL_URI=gs://b/models/<version>/)" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py rollback $(DEPLOY_ARGS) $(MODEL_ARGS)
+
+promote: .venv/.installed ## serve a newer version, same code; remembered (VERSION=, MODEL_URI=, or none: publish MODEL_DIR)
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make promote $(DEPLOYMENT_USAGE) [VERSION=<version> | MODEL_URI=gs://... | MODEL_DIR=dir]" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py promote $(DEPLOY_ARGS) $(MODEL_ARGS)
+
+settings: .venv/.installed ## show a deployment's remembered settings and model history; applies nothing
+	@test -n "$(PROJECT)" -a -n "$(REGION)" -a -n "$(BUCKET)" || (echo "usage: make settings $(DEPLOYMENT_USAGE)" >&2; exit 2)
+	@.venv/bin/python infra/deploy.py settings $(DEPLOY_ARGS)
 
 versions: .venv/.installed ## list published versions: publish time, headline validation metrics (BUCKET=, [PROJECT=])
 	@test -n "$(BUCKET)" || (echo "usage: make versions BUCKET=b [PREFIX=models] [PROJECT=p]" >&2; exit 2)

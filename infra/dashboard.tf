@@ -1,7 +1,11 @@
 # The dashboard's layout, as plain locals (no resources), so that tests/infra can render it with
 # Terraform itself and check it against Cloud Monitoring's Dashboard schema offline.
+# Tile positions of 0 are left out: Cloud Monitoring drops zero values from the dashboard it returns,
+# and the provider suppresses only fields the API adds (resource_monitoring_dashboard.go; provider
+# issue 24650), so a 0 written here would plan an update on every apply. Absent means 0.
+# The filters name the region too: the same function name may be deployed in another region.
 locals {
-  service_filter = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${var.function_name}\""
+  service_filter = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${var.function_name}\" AND resource.labels.location = \"${var.region}\""
 
   _requests  = "${local.service_filter} AND metric.type = \"run.googleapis.com/request_count\""
   _latencies = "${local.service_filter} AND metric.type = \"run.googleapis.com/request_latencies\""
@@ -14,7 +18,7 @@ locals {
       columns = 48
       tiles = [
         {
-          xPos = 0, yPos = 0, width = 24, height = 16
+          width = 24, height = 16
           widget = {
             title = "Requests per second by response class"
             xyChart = {
@@ -38,7 +42,7 @@ locals {
           }
         },
         {
-          xPos = 24, yPos = 0, width = 24, height = 16
+          xPos = 24, width = 24, height = 16
           widget = {
             title = "Request latency p50 / p95 / p99 (ms); lines at the alert thresholds"
             xyChart = {
@@ -62,7 +66,7 @@ locals {
           }
         },
         {
-          xPos = 0, yPos = 16, width = 24, height = 16
+          yPos = 16, width = 24, height = 16
           widget = {
             title = "Instances (active, idle); line at max_instances"
             xyChart = {

@@ -1,3 +1,7 @@
+# Every variable but source_zip has no default: make deploy passes each one from the deployment's
+# remembered settings (infra/settings.py, where the defaults of a new deployment live), so an apply
+# that misses one stops here instead of silently taking a default (issue 26).
+
 variable "project" {
   description = "Google Cloud project id."
   type        = string
@@ -6,7 +10,6 @@ variable "project" {
 variable "region" {
   description = "Region for the bucket and the function."
   type        = string
-  default     = "europe-west1"
 }
 
 variable "bucket" {
@@ -17,7 +20,6 @@ variable "bucket" {
 variable "function_name" {
   description = "Cloud Function (gen2) name; also its Cloud Run service's name (make FUNCTION=)."
   type        = string
-  default     = "postergenre"
 
   validation {
     # The Cloud Run service a gen2 function runs on takes its name: lowercase letters, digits and
@@ -30,7 +32,6 @@ variable "function_name" {
 variable "prefix" {
   description = "Object prefix of published model versions in the bucket (make PREFIX=)."
   type        = string
-  default     = "models"
 }
 
 variable "model_uri" {
@@ -59,7 +60,6 @@ variable "source_zip" {
 variable "memory_mb" {
   description = "Memory per instance in MiB (peak RSS per input: tests/bench/results/memory-*.json); also the MEMORY_MB env var the app sizes its decode budget from (function/postergenre/budget.py)."
   type        = number
-  default     = 512
 
   validation {
     condition     = floor(var.memory_mb) == var.memory_mb && var.memory_mb >= 128 && var.memory_mb <= 32768
@@ -95,7 +95,6 @@ variable "memory_mb" {
 variable "cpu" {
   description = "vCPUs per instance: a fraction from 0.08 below 1, or 1, 2, 4, 6 or 8; the interpreter pool uses one per concurrent request."
   type        = string
-  default     = "1"
 
   validation {
     condition     = can(tonumber(var.cpu)) && (contains([1, 2, 4, 6, 8], try(tonumber(var.cpu), 0)) || (try(tonumber(var.cpu), 0) >= 0.08 && try(tonumber(var.cpu), 0) < 1))
@@ -106,7 +105,6 @@ variable "cpu" {
 variable "max_instances" {
   description = "Upper bound on instances (cost ceiling)."
   type        = number
-  default     = 10
 
   validation {
     condition     = floor(var.max_instances) == var.max_instances && var.max_instances >= 1
@@ -117,7 +115,6 @@ variable "max_instances" {
 variable "concurrency" {
   description = "Concurrent requests per instance; also the THREADS (and INTERPRETERS) env var of the server."
   type        = number
-  default     = 2
 
   validation {
     condition     = floor(var.concurrency) == var.concurrency && var.concurrency >= 1 && var.concurrency <= 1000
@@ -133,19 +130,16 @@ variable "concurrency" {
 variable "allow_unauthenticated" {
   description = "Let anyone invoke the function (public front ends call it)."
   type        = bool
-  default     = true
 }
 
 variable "allowed_origins" {
   description = "Comma-separated CORS origins, or * for any."
   type        = string
-  default     = "*"
 }
 
 variable "alert_email" {
   description = "E-mail address the alerts (monitoring.tf) notify; empty: the policies exist and show in the console, with no one notified."
   type        = string
-  default     = ""
 
   validation {
     condition     = var.alert_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
@@ -156,10 +150,20 @@ variable "alert_email" {
 variable "iam_propagation_seconds" {
   description = "How long the first apply waits after creating the IAM grants before it creates the function (time_sleep in main.tf)."
   type        = number
-  default     = 120
 
   validation {
     condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 900
     error_message = "iam_propagation_seconds must be between 0 and 900."
   }
+}
+
+# The catalogue pipeline (catalogue.tf): set either bucket and its Dataflow resources exist.
+variable "catalogue_input_bucket" {
+  type        = string
+  description = "Bucket holding the posters a catalogue run reads (empty: no catalogue grant on input)."
+}
+
+variable "catalogue_output_bucket" {
+  type        = string
+  description = "Bucket a catalogue run writes its results and Dataflow temp files to (TEMP_LOCATION gs://<it>/tmp/); empty: none."
 }

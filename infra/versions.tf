@@ -19,7 +19,14 @@ terraform {
   }
 }
 
+# API calls are billed to (and their quota counted in) the deployment's project: with user
+# credentials (gcloud auth application-default login) the provider would otherwise send no quota
+# project, because provider 6.x does not read ADC's quota_project_id (provider issue 20459;
+# magic-modules PR 12411). The deployer needs serviceusage.services.use on the project
+# (roles/serviceusage.serviceUsageConsumer, included in Service Usage Admin and Owner).
 provider "google" {
-  project = var.project
-  region  = var.region
+  project               = var.project
+  region                = var.region
+  billing_project       = var.project
+  user_project_override = true
 }

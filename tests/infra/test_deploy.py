@@ -39,8 +39,12 @@ def cloud(tmp_path, emulator):
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
 
+    state_bucket = f"state-{uuid.uuid4().hex[:8]}"
+    emulator.create_bucket(state_bucket)  # what make bootstrap creates
+
     class Cloud:
         bucket = f"models-{uuid.uuid4().hex[:8]}"
+        state = state_bucket
         log = tmp_path / "terraform.log"
         urls: dict[str, str] = {}
         env = {
@@ -52,7 +56,8 @@ def cloud(tmp_path, emulator):
         }
 
         def make(self, target: str, env: dict | None = None, **variables) -> subprocess.CompletedProcess:
-            args = {"PROJECT": "p", "REGION": "europe-west1", "BUCKET": self.bucket, "AUTO_APPROVE": "1", **variables}
+            args = {"PROJECT": "p", "REGION": "europe-west1", "BUCKET": self.bucket, "STATE_BUCKET": self.state, "AUTO_APPROVE": "1",
+                    **variables}
             env = {**self.env, "FAKE_TF_URLS": json.dumps(self.urls), **(env or {})}
             command = ["make", "-s", target, *(f"{k}={v}" for k, v in args.items())]
             return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -90,7 +95,10 @@ def _serve(cloud, start_server, emulator, version: str) -> str:
     return uri
 
 
-def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, edit_model, start_server, emulator):
+MODEL_CHANGE = ["google_cloudfunctions2_function.predict:MODEL_URI"]
+
+
+def test_deploy_twice_changes_nothing_the_second_time_then_promote_and_rollback(cloud, edit_model, start_server, emulator):
     old = _versioned(edit_model, "rollback-old", LEGACY)
     new = _versioned(edit_model, "rollback-new")
     old_uri, new_uri = (_serve(cloud, start_server, emulator, v) for v in ("rollback-old", "rollback-new"))
@@ -98,19 +106,20 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, edit_
     first = cloud.make("deploy", MODEL_DIR=old)  # a fresh project: bucket, publish, function
     assert first.returncode == 0, first.stdout + first.stderr
     assert "smoke test passed" in first.stdout and "model" in first.stdout and "rollback-old" in first.stdout
-    deploy = cloud.make("deploy", MODEL_DIR=new)
-    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-    applies = [c for c in cloud.calls() if c["args"][1] == "apply"]
-    assert applies[-1]["changed"] == ["google_cloudfunctions2_function.predict:MODEL_URI"]  # same code, new model
+    promote = cloud.make("promote", MODEL_DIR=new)  # publish the bundled model and serve it, same code
+    assert promote.returncode == 0, promote.stdout + promote.stderr
+    assert cloud.applies()[-1]["changed"] == MODEL_CHANGE and "rollback-new" in promote.stdout.splitlines()[-1]
     objects, n_calls = cloud.objects(), len(cloud.calls())
 
-    again = cloud.make("deploy", MODEL_DIR=new)  # the second run of the same deploy
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("unchanged gs://") == 2 and "uploaded" not in again.stdout
-    assert "smoke test passed" in again.stdout and "rollback-new" in again.stdout
-    second = cloud.calls()[n_calls:]
-    assert [c["args"] for c in second] == [c["args"] for c in cloud.calls()[n_calls - len(second) : n_calls]]  # same commands
-    assert all(c.get("changed", []) == [] for c in second)  # Terraform has nothing to do
+    for _ in range(2):  # a deploy of the same code twice: nothing to publish, nothing to change
+        before = len(cloud.calls())
+        again = cloud.make("deploy", MODEL_DIR=old)  # MODEL_DIR is read by the first deploy and promote only
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "unchanged gs://" not in again.stdout and "uploaded" not in again.stdout  # no publish step at all
+        assert "smoke test passed" in again.stdout and "rollback-new" in again.stdout
+        assert all(c.get("changed", []) == [] for c in cloud.calls()[before:])  # Terraform has nothing to do
+    second = cloud.calls()[before:]
+    assert [c["args"] for c in second] == [c["args"] for c in cloud.calls()[n_calls : n_calls + len(second)]]  # same commands
     assert cloud.objects() == objects  # nothing written to the bucket
 
     before = len(cloud.calls())
@@ -120,14 +129,8 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, edit_
     calls = cloud.calls()[before:]
     (apply,) = [c for c in calls if c["args"][1] == "apply"]
     assert "-target=google_cloudfunctions2_function.predict" in apply["args"] and f"model_uri={old_uri}" in apply["args"]
-    assert apply["changed"] == ["google_cloudfunctions2_function.predict:MODEL_URI"]  # only the served model changed
+    assert apply["changed"] == MODEL_CHANGE  # only the served model changed
     assert cloud.objects() == objects  # the source object was neither replaced nor re-uploaded
-
-    before = len(cloud.calls())
-    forward = cloud.make("deploy", MODEL_DIR=new)  # after a rollback: back to the working tree's model
-    assert forward.returncode == 0, forward.stdout + forward.stderr
-    assert [a["changed"] for a in cloud.applies(before)] == [[], ["google_cloudfunctions2_function.predict:MODEL_URI"]]
-    assert cloud.objects() == objects
 
     listing = cloud.make("versions")
     assert listing.returncode == 0, listing.stderr
@@ -138,6 +141,11 @@ def test_deploy_twice_changes_nothing_the_second_time_then_rollback(cloud, edit_
         ("rollback-old", ["0.321", "0.765", "0.400", old_uri]),
         ("rollback-new", ["0.500", "0.510", "0.520", new_uri]),
     ]
+    shown = cloud.make("settings")
+    assert shown.returncode == 0, shown.stderr
+    history = [line.split() for line in shown.stdout.splitlines() if "model change" in line]
+    assert [(h[3], h[5], h[6]) for h in history] == [("(none)", old_uri, "(deploy)"), (old_uri, new_uri, "(promote)"),
+                                                     (new_uri, old_uri, "(rollback)")]
 
 
 def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, edit_model, start_server, emulator):
@@ -169,8 +177,8 @@ def test_rollback_refuses_a_bad_target_before_applying(cloud, model_dir, edit_mo
 def test_deploy_refuses_a_model_uri_that_does_not_verify(cloud, model_dir):
     assert cloud.make("deploy", MODEL_DIR=model_dir, MODEL_URI=f"gs://{cloud.bucket}/models/typo/").returncode != 0
     calls = cloud.calls()
-    assert [c["args"][1] for c in calls] == ["init", "output", "apply"]  # only the foundations apply ran, the function was not touched
-    assert "-target=google_storage_bucket.models" in calls[2]["args"] and "-target=time_sleep.iam_propagation" in calls[2]["args"]
+    assert [c["args"][1] for c in calls] == ["init", "apply"]  # only the foundations apply ran, the function was not touched
+    assert "-target=google_storage_bucket.models" in calls[1]["args"] and "-target=time_sleep.iam_propagation" in calls[1]["args"]
 
 
 def test_first_deploy_waits_out_iam_propagation_without_a_retry_by_hand(cloud, model_dir, start_server, emulator):
@@ -208,9 +216,9 @@ def test_each_deployment_has_its_own_state(cloud, model_dir, start_server, emula
     _serve(cloud, start_server, emulator, "test-1")
     other = cloud.make("deploy", MODEL_DIR=model_dir, FUNCTION="postergenre-eu", REGION="europe-west4")
     assert other.returncode == 0, other.stdout + other.stderr
-    prefixes = [c["prefix"] for c in cloud.calls() if c["args"][1] == "init"]
-    assert prefixes == [f"postergenre/state/europe-west1/postergenre/{first_bucket}",
-                        f"postergenre/state/europe-west4/postergenre-eu/{cloud.bucket}"]
+    states = [c["state"] for c in cloud.calls() if c["args"][1] == "init"]
+    assert states == [f"{cloud.state}/postergenre/state/europe-west1/postergenre/{first_bucket}",
+                      f"{cloud.state}/postergenre/state/europe-west4/postergenre-eu/{cloud.bucket}"]
     assert cloud.applies()[-2]["changed"] == ["google_storage_bucket.models", "time_sleep.iam_propagation"]  # created, not moved
     before = len(cloud.calls())
     cloud.bucket = first_bucket

@@ -14,6 +14,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from infra.settings import Settings
 from tests.conftest import ROOT
 from tests.infra.provider_schema import provider_version, resource_schemas, unknown_arguments
 from tests.infra.terraform_offline import Refused, evaluate
@@ -187,13 +188,15 @@ def test_function_definition(resources):
     assert "var.allow_unauthenticated" in str(invoker["count"]) and invoker["role"] == "roles/run.invoker"
 
 
-def test_variable_defaults_match_the_app():
-    variables = {name: body for block in _hcl("variables.tf")["variable"] for name, body in block.items()}
-    assert variables["memory_mb"]["default"] == 512 and variables["concurrency"]["default"] == 2
-    assert "default" not in variables["model_uri"]  # no silent gs://bucket/models// deploy
+def test_new_deployment_defaults_match_the_app():
+    """A new deployment's sizes (infra/settings.py; variables.tf has no defaults) are the app's measured ones."""
+    fresh = Settings(project="p", region="r", function_name="f", bucket="b")
+    assert fresh.memory_mb == 512 and fresh.concurrency == 2
+    assert fresh.model_uri == ""  # chosen by the first deploy, never a silent gs://bucket/models//
 
 
-VALID = {"project": "p", "bucket": "my-bucket", "model_uri": "gs://my-bucket/models/v1/"}
+VALID = Settings(project="p", region="europe-west1", function_name="postergenre", bucket="my-bucket",
+                 model_uri="gs://my-bucket/models/v1/").tf_vars()
 
 
 def test_instance_sizes_cloud_run_refuses_are_refused_at_plan_time():
