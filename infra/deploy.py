@@ -275,6 +275,12 @@ def choose(args: argparse.Namespace, recorded: Settings | None, settings: Settin
             if args.model_uri:
                 raise SettingsError(f"this deployment serves {settings.model_uri}; a deploy never changes the model: "
                                     "use make promote (a newer version) or make rollback (an older one)")
+            if settings.prefix != recorded.prefix:
+                # Terraform's precondition, versions.py --verify, rollback and promote all require the
+                # served version under the prefix: a new one would stop every later command.
+                raise SettingsError(f"prefix is chosen by the first deploy: this deployment serves {recorded.model_uri} "
+                                    f"under prefix {recorded.prefix!r}; publish elsewhere with make publish PREFIX=..., "
+                                    "not by changing the deployment's prefix")
             return settings, False
         return settings.serving(args.model_uri or bundled_uri(args, settings), "deploy"), not args.model_uri
     if not deployed:

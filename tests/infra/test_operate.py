@@ -245,3 +245,15 @@ def test_every_variable_has_no_default_but_the_bundle_path():
     declared = declared_variables()
     assert {name for name, default in declared.items() if default is not None} == {"source_zip"}
     assert set(Settings(project="p", region="r", function_name="f", bucket="b").tf_vars()) | {"source_zip"} == set(declared)
+
+
+def test_the_prefix_stays_once_a_model_is_served():
+    """The served version lives under the prefix (Terraform's precondition, --verify, rollback and
+    promote all require it): a later deploy that names another prefix is refused before anything runs."""
+    import argparse
+
+    recorded = Settings(project="p", region="r", function_name="f", bucket="b", model_uri="gs://b/models/v1/")
+    args = argparse.Namespace(action="deploy", model_uri="", version="")
+    with pytest.raises(SettingsError, match="prefix is chosen by the first deploy"):
+        deploy.choose(args, recorded, recorded.changed({"prefix": "other"}))
+    assert deploy.choose(args, recorded, recorded.changed({"prefix": "models"})) == (recorded, False)
