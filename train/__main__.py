@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, r: recipe.Recipe) -> None:
         (args.out / "cv.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return
     thresholds = calibrate.thresholds(dataset.labels, cv["scores"], r.calibration.micro_weight)  # the ensemble's OOF scores
-    members, net = refit.refit(r, nets, feats, dataset.labels, cv["epochs"])
+    members, net = refit.refit(r, nets, feats, dataset, cv["epochs"])
     clock.lap("refit")
 
     tflite, manifest = export.package(r, net, dataset.label_names, thresholds[0], args.version)

@@ -55,8 +55,8 @@ def compare(recipes: list[recipe.Recipe], folders: list[Path], weights: Path, ca
     if len(recipes) < 2 or len(set(names)) != len(names):
         raise recipe.RecipeError(f"compare needs two or more recipes with different names, got {names}")
     for r in recipes[1:]:
-        if (r.data, r.cross_validation) != (first.data, first.cross_validation):
-            raise recipe.RecipeError(f"{r.file} and {first.file} differ in [data] or [cross_validation]: other posters or folds")
+        if (r.data.min_examples, r.cross_validation) != (first.data.min_examples, first.cross_validation):
+            raise recipe.RecipeError(f"{r.file} and {first.file} differ in data.min_examples or [cross_validation]: other genres or folds")
     dataset = data.load(folders, first.model.spec(), first.data.min_examples, limit)
     folds = data.stratified_folds(dataset.labels, first.cross_validation.folds, first.cross_validation.seed)
     results = {}

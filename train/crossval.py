@@ -25,12 +25,15 @@ COMMON_PRIOR = 0.01
 
 
 def oof_scores(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, options: heads.HeadOptions, name: str,
-               cache: Path | None = None, cache_key: dict | None = None) -> tuple[np.ndarray, float | None]:
+               cache: Path | None = None, cache_key: dict | None = None, weights: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float | None]:
     """([max_epochs, N, L] seed-averaged out-of-fold scores of one backbone's heads after each epoch,
-    the seconds they took to compute (kept with the cache))."""
+    the seconds they took to compute (kept with the cache)); ``weights``: each poster's training weight (heads.fit)."""
     key = None
     if cache_key is not None:
         key = {**cache_key, "folds": hashlib.sha256(folds.tobytes()).hexdigest(), "options": asdict(options), "labels": labels.shape}
+        if weights is not None:
+            key["weights"] = hashlib.sha256(weights.tobytes()).hexdigest()
 
     def compute() -> np.ndarray:
         out = np.zeros((options.max_epochs, *labels.shape), np.float32)
@@ -38,7 +41,7 @@ def oof_scores(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, opti
             train, held = folds != k, folds == k
             for seed in range(options.seeds):
                 _, scores = heads.fit(features, labels, options, options.max_epochs, seed, f"{name}_cv", np.flatnonzero(train),
-                                      np.flatnonzero(held))
+                                      np.flatnonzero(held), weights)
                 out[:, held] += scores / options.seeds
             print(f"  {name}: fold {k + 1}/{folds.max() + 1} done", flush=True)
         return out
@@ -71,11 +74,11 @@ def cross_validate(recipe: Recipe, dataset: Dataset, folds: np.ndarray, feats: d
                    cache: Path | None) -> dict:
     """The recipe's heads on every backbone (shipped and candidates): out-of-fold curves, the epoch each stops at, and the
     figures of every set of backbones; the shipped set's OOF scores and figures, per data folder too when there are several."""
-    labels, cv = dataset.labels, recipe.cross_validation
+    labels, cv, weights = dataset.labels, recipe.cross_validation, dataset.weights(recipe.data.source_weights)
     curves, epochs, oof, seconds = {}, {}, {}, 0.0
     for name, feat in feats.items():
         key = None if None in keys[name] else {"features": keys[name], "views": recipe.views.augmented, "fold_seed": cv.seed}
-        curve, took = oof_scores(feat, labels, folds, recipe.heads, name, cache, key)
+        curve, took = oof_scores(feat, labels, folds, recipe.heads, name, cache, key, weights)
         seconds += took or 0.0
         epochs[name], curves[name] = best_epoch(curve, labels)
         oof[name] = curve[epochs[name] - 1]

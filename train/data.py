@@ -45,6 +45,16 @@ class Dataset:
         """Indices of the posters of ``folders[folder]``."""
         return np.flatnonzero(self.sources == folder)
 
+    def weights(self, by_name: dict[str, float]) -> np.ndarray | None:
+        """Each poster's training weight from its folder's name (a recipe's data.source_weights; others 1), None when all
+        are 1; a name that is no --data folder's is an error."""
+        names = [Path(f).name for f in self.folders]
+        unknown = sorted(set(by_name) - set(names))
+        if unknown:
+            raise DataError(f"data.source_weights names {unknown}, not a --data folder ({', '.join(names)})")
+        per_folder = np.array([by_name.get(name, 1.0) for name in names], np.float32)
+        return None if np.all(per_folder == 1) else per_folder[self.sources]
+
 
 def read_table(csv_path: Path) -> tuple[list[str], list[str], np.ndarray, int]:
     """Return (ids, genre names, multi-hot matrix, duplicate rows); duplicate Ids keep their first row."""

@@ -63,10 +63,12 @@ class _Rows(keras.utils.PyDataset):
     """Shuffled batches of (view, poster) rows gathered from float16 features [V, N, C] and cast to float32 one batch at
     a time, so training copies no whole array (the features may be a memory-mapped cache file)."""
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, rows: np.ndarray, batch_size: int, seed: int) -> None:
+    def __init__(self, features: np.ndarray, labels: np.ndarray, rows: np.ndarray, batch_size: int, seed: int,
+                 weights: np.ndarray | None = None) -> None:
         super().__init__()
         views, self.count, dim = features.shape
-        self.flat, self.labels, self.batch_size = features.reshape(views * self.count, dim), labels, batch_size
+        self.flat, self.labels, self.batch_size, self.weights = features.reshape(views * self.count, dim), labels, batch_size, weights
+        rows = rows if weights is None else rows[weights[rows] > 0]  # weight 0: not trained on at all
         self.index = (np.arange(views)[:, None] * self.count + rows[None, :]).ravel()
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(self.index)
@@ -74,9 +76,10 @@ class _Rows(keras.utils.PyDataset):
     def __len__(self) -> int:
         return int(np.ceil(len(self.index) / self.batch_size))
 
-    def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, batch: int) -> tuple[np.ndarray, ...]:
         idx = np.sort(self.order[batch * self.batch_size : (batch + 1) * self.batch_size])  # sorted: sequential reads
-        return self.flat[idx].astype(np.float32), self.labels[idx % self.count].astype(np.float32)
+        x, y = self.flat[idx].astype(np.float32), self.labels[idx % self.count].astype(np.float32)
+        return (x, y) if self.weights is None else (x, y, self.weights[idx % self.count])
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(self.index)
@@ -97,13 +100,14 @@ class _EpochScores(keras.callbacks.Callback):
 
 
 def fit(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: int, seed: int, name: str,
-        rows: np.ndarray | None = None, held_out: np.ndarray | None = None) -> tuple[keras.Model, np.ndarray | None]:
+        rows: np.ndarray | None = None, held_out: np.ndarray | None = None, weights: np.ndarray | None = None
+        ) -> tuple[keras.Model, np.ndarray | None]:
     """Train one head on the posters ``rows`` (default: all) of ``features`` [views, N, C] (``labels`` [N, L]) for
-    ``epochs`` of the ``max_epochs`` schedule. Returns the head and, if ``held_out`` (poster rows) is given, its scores
-    on them after each epoch [epochs, len(held_out), L]."""
+    ``epochs`` of the ``max_epochs`` schedule, each poster's loss times its ``weights`` entry (None: all 1). Returns the
+    head and, if ``held_out`` (poster rows) is given, its scores on them after each epoch [epochs, len(held_out), L]."""
     keras.utils.set_random_seed(seed)
     rows = np.arange(features.shape[1]) if rows is None else rows
-    batches = _Rows(features, labels, rows, options.batch_size, seed)
+    batches = _Rows(features, labels, rows, options.batch_size, seed, weights)
     head = build(features.shape[-1], labels.shape[1], options, name)
     steps = options.max_epochs * len(batches)
     optimizer = keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(options.lr, steps), weight_decay=options.weight_decay)
@@ -115,6 +119,7 @@ def fit(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: 
     return head, (np.stack(record.scores) if held_out is not None else None)
 
 
-def fit_seeds(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: int, seed: int, name: str) -> list[keras.Model]:
+def fit_seeds(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: int, seed: int, name: str,
+              weights: np.ndarray | None = None) -> list[keras.Model]:
     """``options.seeds`` heads (seeds seed, seed+1, ...; named ``name`` + index) trained as ``fit`` trains one."""
-    return [fit(features, labels, options, epochs, seed + s, f"{name}{s}")[0] for s in range(options.seeds)]
+    return [fit(features, labels, options, epochs, seed + s, f"{name}{s}", weights=weights)[0] for s in range(options.seeds)]

@@ -69,9 +69,13 @@ class Model:
 @dataclass(frozen=True)
 class Data:
     min_examples: int = 25  # genres with fewer positive posters (all --data folders together) are not predicted
+    # Weight of each data folder's posters in the heads' loss, by folder name (others 1); 0 leaves a folder out of
+    # training while it is still scored out-of-fold: a paired comparison with training on the others alone.
+    source_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(self.min_examples >= 1, "data.min_examples", ">= 1")
+        _check(all(w >= 0 for w in self.source_weights.values()), "data.source_weights", ">= 0")
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,12 @@ def _check(ok: bool, key: str, expected: str) -> None:
 
 
 def _typed(value, kind, where: str):
-    """``value`` as the field type ``kind`` (int, float, str, bool, tuple[T, ...], tuple[T, T]), or a RecipeError."""
+    """``value`` as the field type ``kind`` (int, float, str, bool, tuple[T, ...], tuple[T, T], dict[str, T]), or a RecipeError."""
     origin = typing.get_origin(kind)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a table, got {value!r}")
+        return {str(k): _typed(v, typing.get_args(kind)[1], f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         args = typing.get_args(kind)
         if not isinstance(value, list) or (args[-1] is not Ellipsis and len(value) != len(args)):

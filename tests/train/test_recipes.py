@@ -116,3 +116,29 @@ def test_augmented_views_are_fixed_crops_of_the_poster():
     assert view.shape == images.shape and 0 <= view.min() and view.max() <= 255
     assert not np.array_equal(view, images)
     np.testing.assert_array_equal(features.render("flipped", tf.constant(images), None, slice(0, 3)).numpy(), images[:, :, ::-1])
+
+
+def test_a_source_weight_of_zero_trains_on_the_other_posters_alone():
+    """data.source_weights = 0 for a folder is exactly training without it (the same batches), and weights
+    name folders that exist."""
+    pytest.importorskip("tensorflow")
+    from pathlib import Path
+
+    from train import data, heads
+
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(2, 60, 5)).astype(np.float16)
+    labels = (rng.random((60, 3)) < 0.4).astype(np.float32)
+    dataset = data.Dataset([str(i) for i in range(60)], [Path(f"{i}.jpg") for i in range(60)], np.repeat([0, 1], 30),
+                           ["x/posters", "y/more-posters"], labels, ["a", "b", "c"])
+    weights = dataset.weights({"more-posters": 0.0})
+    assert weights.tolist() == [1.0] * 30 + [0.0] * 30 and dataset.weights({"posters": 1.0}) is None
+    options = recipe.HeadOptions(hidden=0, max_epochs=3, batch_size=16, seeds=1)
+    held = np.arange(0, 60, 7)
+    _, weighted = heads.fit(features, labels, options, 3, 0, "w", np.arange(60), held, weights)
+    _, alone = heads.fit(features, labels, options, 3, 0, "a", np.arange(30), held)
+    np.testing.assert_allclose(weighted, alone, atol=1e-6)
+    _, everything = heads.fit(features, labels, options, 3, 0, "e", np.arange(60), held)
+    assert not np.allclose(everything, alone, atol=1e-3)
+    with pytest.raises(data.DataError, match="not a --data folder"):
+        dataset.weights({"thumbnails": 0.5})
