@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         run(args, recipe.load(args.recipe))
-    except (data.DataError, recipe.RecipeError) as exc:
+    except (data.DataError, recipe.RecipeError, FileNotFoundError) as exc:  # FileNotFoundError: weights not made yet
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
