@@ -102,7 +102,8 @@ def run(args: argparse.Namespace, r: recipe.Recipe) -> None:
     costs["+".join(r.model.backbones)] = {**export.latency(manifest, tflite, posters[: export.LATENCY_POSTERS]),
                                           "params": int(net.count_params())}
     clock.lap("export")
-    training = report.training_record(r, dataset, cv["epochs"], int(net.count_params()), clock.phases)
+    training = report.training_record(r, dataset, cv["epochs"], int(net.count_params()),
+                                      {**clock.phases, "features_first_run": features.first_seconds(keys, args.cache_dir)})
     manifest = artifact.write(args.out, tflite, {
         **manifest,
         "label_rule": f"genres with fewer than {r.data.min_examples} positive posters in the dataset are not predicted",

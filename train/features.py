@@ -181,3 +181,9 @@ def every_backbone(recipe: Recipe, dataset: data.Dataset, weights: Path, cache: 
         nets[name] = build(name, recipe, dataset, folder)
         feats[name], keys[name] = backbone_features(nets[name], name, recipe, dataset, folder, cache)
     return nets, feats, keys
+
+
+def first_seconds(keys: dict[str, list[dict | None]], cache: Path | None) -> dict[str, dict[str, float | None]]:
+    """Per backbone and data folder (by position), the seconds its base views' features took when they were first
+    extracted (None: not cached), so a run on cached features still reports what extraction costs."""
+    return {name: {str(k): cached.seconds(cache, name, key) for k, key in enumerate(folder_keys)} for name, folder_keys in keys.items()}

@@ -306,7 +306,10 @@ def _costs(report: dict) -> list[str]:
     return lines + [
         "",
         "Training time per stage on this machine (seconds; cached stages count their first computation where recorded): "
-        + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in seconds.items())
+        + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in seconds.items() if isinstance(v, float))
+        + "; the features' first extraction per backbone and data folder (in --data order): "
+        + "; ".join(f"{name} " + ", ".join("-" if t is None else f"{t:.0f}" for t in by_folder.values())
+                    for name, by_folder in seconds.get("features_first_run", {}).items())
         + ".",
     ]
 
