@@ -79,6 +79,9 @@ def quality(report: dict) -> list[str]:
         row("label prior (baseline)", *(f"{prior[key]:.3f}" for key, _ in QUALITY)),
         row(f"**{shipped}** (shipped)", *(f"{folds[key]['mean']:.3f} ± {folds[key]['sd']:.3f}" for key, _ in QUALITY)),
         row(f"{shipped}, the {common['genres']} common genres, pooled out-of-fold", *(f"{common[key]:.3f}" for key, _ in QUALITY)),
+        *(row(f"{shipped}, the posters of `{Path(folder).name}` ({data['counts'][folder]['used']:,})",
+              *(f"{result['folds'][key]['mean']:.3f} ± {result['folds'][key]['sd']:.3f}" for key, _ in QUALITY))
+          for folder, result in cv.get("sources", {}).items()),
         row("quality bar (target, common genres)", *(QUALITY_BAR[key] for key, _ in QUALITY)),
     ]
 
