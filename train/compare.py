@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from train import bootstrap, calibrate, data, quiet, recipe
 from train.report import CV_COLUMNS, fmt, pm, table
 
@@ -67,12 +69,19 @@ def compare(recipes: list[recipe.Recipe], folders: list[Path], weights: Path, ca
     pred = {name: calibrate.crossfit_decisions(labels, res["scores"], folds) for name, res in results.items()}
     out = {"data": {"folders": dataset.folders, "counts": dataset.counts, "labels": dataset.label_names}, "reference": first.name,
            "recipes": {}}
+    subsets = {"all": np.arange(len(labels))}
+    if len(dataset.folders) > 1:
+        subsets.update({folder: dataset.folder_rows(k) for k, folder in enumerate(dataset.folders)})
     for r in recipes:
-        res, paired_with = results[r.name], None if r is first else reference["scores"]
-        boot = bootstrap.paired(labels, res["scores"], pred[r.name], paired_with, None if paired_with is None else pred[first.name],
-                                resamples=RESAMPLES)
-        out["recipes"][r.name] = {"recipe": r.record(), "epochs": res["epochs"], "result": res["result"], "bootstrap": boot,
-                                  "cv_seconds": res["seconds"]}
+        res = results[r.name]
+        boot = {
+            name: bootstrap.paired(labels[rows], res["scores"][rows], pred[r.name][rows],
+                                   None if r is first else reference["scores"][rows], None if r is first else pred[first.name][rows],
+                                   resamples=RESAMPLES)
+            for name, rows in subsets.items()
+        }
+        out["recipes"][r.name] = {"recipe": r.record(), "epochs": res["epochs"], "result": res["result"], "bootstrap": boot["all"],
+                                  "bootstrap_sources": {k: v for k, v in boot.items() if k != "all"}, "cv_seconds": res["seconds"]}
     return out
 
 
@@ -108,8 +117,14 @@ def markdown(comparison: dict) -> list[str]:
     for name, r in recipes.items():
         sources = r["result"].get("sources")
         if sources:
-            lines += ["", f"{name}, per data folder (out-of-fold, fold mean ± sd):", ""]
-            lines += table(["folder", *(t for _, t in CV_COLUMNS)], [[f, *(pm(s, k) for k, _ in CV_COLUMNS)] for f, s in sources.items()])
+            lines += ["", f"{name}, per data folder (out-of-fold, fold mean ± sd; paired 95% difference to {reference} on that "
+                          "folder's posters):", ""]
+            rows = []
+            for folder, result in sources.items():
+                diff = r["bootstrap_sources"][folder].get("difference")
+                rows.append([folder, *(pm(result, k) for k, _ in CV_COLUMNS),
+                             *("-" if diff is None else _ci(diff[k], signed=True) for k in ("mAP_macro", "roc_auc_macro", "one_error"))])
+            lines += table(["folder", *(t for _, t in CV_COLUMNS), "Δ mAP", "Δ ROC-AUC", "Δ one-error"], rows)
     return lines
 
 
