@@ -16,6 +16,7 @@ import pytest
 
 from infra import deploy
 from infra.settings import Settings, SettingsError, Store
+from postergenre import storage
 from tests.conftest import ROOT
 from tests.infra.fake_terraform import declared_variables
 from tests.infra.terraform_offline import evaluate
@@ -207,6 +208,7 @@ def test_9_terraform_bills_the_project_without_reading_adc():
 def test_settings_refuse_a_lost_update(emulator, monkeypatch):  # noqa: F811
     """Two maintainers deploy at once: the one who writes second is refused, by the re-read (which
     catches it where the emulator ignores a precondition) and by the generation precondition alone."""
+    monkeypatch.setattr(storage, "_client", None)  # a client made for this emulator must not outlive the test (module global)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.host)
     state = f"state-{uuid.uuid4().hex[:8]}"
     emulator.create_bucket(state)
