@@ -77,7 +77,7 @@ def cross_validate(recipe: Recipe, dataset: Dataset, folds: np.ndarray, feats: d
     labels, cv, weights = dataset.labels, recipe.cross_validation, dataset.weights(recipe.data.source_weights)
     curves, epochs, oof, seconds = {}, {}, {}, 0.0
     for name, feat in feats.items():
-        key = None if None in keys[name] else {"features": keys[name], "views": recipe.views.augmented, "fold_seed": cv.seed}
+        key = None if None in keys[name] else {"features": keys[name], "views": asdict(recipe.views), "fold_seed": cv.seed}
         curve, took = oof_scores(feat, labels, folds, recipe.heads, name, cache, key, weights)
         seconds += took or 0.0
         epochs[name], curves[name] = best_epoch(curve, labels)

@@ -135,17 +135,13 @@ def build(name: str, recipe: Recipe, dataset: data.Dataset, weights: Path | None
     return net
 
 
-def recipe_spec(recipe: Recipe) -> artifact.InputSpec:
-    """The model input of a recipe (the manifest's input spec)."""
-    return recipe.model.spec()
-
-
 def backbone_features(net: keras.Model, name: str, recipe: Recipe, dataset: data.Dataset, weights: Path | None,
                       cache: Path | None) -> tuple[np.ndarray, list[dict | None]]:
     """(pooled features [2 + views.augmented, N, C] of every poster, the cache key of each folder's base views).
 
     Each folder's features are cached on their own (the base views and the augmented views under separate keys), so a
-    re-run, or a run that adds a folder or views, computes only what is new; random weights (tests) are never cached.
+    re-run, or a run that adds a folder, computes only what is new; random weights (tests) are never cached. With one
+    folder and no augmented views the result is the memory-mapped cache file itself, else the parts joined in memory.
     """
     spec, views = recipe.model.spec(), recipe.views
     first = [dataset.ids[i] for i in dataset.folder_rows(0)]

@@ -111,7 +111,8 @@ def fit(features: np.ndarray, labels: np.ndarray, options: HeadOptions, epochs: 
     head = build(features.shape[-1], labels.shape[1], options, name)
     steps = options.max_epochs * len(batches)
     optimizer = keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(options.lr, steps), weight_decay=options.weight_decay)
-    loss = multilabel_loss(positive_weights(labels[rows], options.pos_weight_power), options.rank_weight, options.gamma_neg,
+    trained = np.unique(batches.index % features.shape[1])  # the posters trained on (a weight of 0 leaves one out)
+    loss = multilabel_loss(positive_weights(labels[trained], options.pos_weight_power), options.rank_weight, options.gamma_neg,
                            options.clip)
     head.compile(optimizer=optimizer, loss=loss)
     record = _EpochScores(features, held_out)

@@ -44,6 +44,7 @@ class HeadOptions:
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1 and self.seeds >= 1 and self.batch_size >= 1, "heads.max_epochs/seeds/batch_size", ">= 1")
+        _check(0 <= self.input_dropout < 1 and 0 <= self.dropout < 1, "heads.input_dropout/dropout", "in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Model:
 
     def __post_init__(self) -> None:
         _check(bool(self.backbones), "model.backbones", "at least one backbone")
+        every = self.backbones + self.candidates
+        _check(len(set(every)) == len(every), "model.backbones/candidates", "different backbones")
         _check(self.height >= 32 and self.width >= 32, "model.height/width", ">= 32 (the backbones' stride)")
         _check(self.weights in ("imagenet", "random"), "model.weights", "'imagenet' or 'random'")
 
@@ -92,12 +95,14 @@ class Views:
 
     def __post_init__(self) -> None:
         _check(self.augmented >= 0, "views.augmented", ">= 0")
+        _check(0 < self.area[0] <= self.area[1] <= 1 and 0 < self.aspect[0] <= self.aspect[1], "views.area/aspect",
+               "increasing pairs, area within (0, 1], aspect above 0")
 
 
 @dataclass(frozen=True)
 class CrossValidation:
     folds: int = 5  # k of the stratified k-fold cross-validation
-    seed: int = 0  # folds, head initialisation (seeds seed..seed+heads.seeds-1), random backbone weights
+    seed: int = 0  # folds, the refit heads' initialisation (seeds seed..seed+heads.seeds-1), random backbone weights
 
     def __post_init__(self) -> None:
         _check(self.folds >= 2, "cross_validation.folds", ">= 2")

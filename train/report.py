@@ -172,8 +172,8 @@ def _cross_validation(report: dict) -> list[str]:
         "",
         "Mean ± sd over folds; decisions (F1) use thresholds calibrated on the other folds' out-of-fold scores. "
         "The epoch count per backbone is the one value chosen on these same scores (a small optimism); the head settings are "
-        "given (compare others with --cv-only). Pooled: all out-of-fold scores together. Baselines score each fold with the "
-        "other folds' genre frequencies.",
+        "given by the recipe (compare recipes with python -m train.compare). Pooled: all out-of-fold scores together. "
+        "Baselines score each fold with the other folds' genre frequencies.",
         "",
     ]
     rows = []
@@ -278,14 +278,6 @@ def _per_genre(report: dict) -> list[str]:
     )
 
 
-def _ci(interval: list[float]) -> str:
-    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
-def _signed_ci(interval: list[float]) -> str:
-    return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
-
-
 def _costs(report: dict) -> list[str]:
     """The shipped graph's size, its invoke time against other models timed in the same run, the time per stage."""
     shipped = report["shipped"]
@@ -364,7 +356,10 @@ def assemble(recipe: Recipe, dataset: Dataset, folds: np.ndarray, cv: dict, mani
         "train_seconds": train_seconds,
     }
     if recipe.report.v1_report:
-        full["v1_split"] = _compare_v1(ROOT / recipe.report.v1_report, dataset, folds, cv["scores"])
+        try:
+            full["v1_split"] = _compare_v1(ROOT / recipe.report.v1_report, dataset, folds, cv["scores"])
+        except DataError as exc:  # other posters than v1's (your own, --limit, more folders): nothing to compare on
+            print(f"report: no comparison with v1: {exc}", flush=True)
     return full
 
 

@@ -46,6 +46,9 @@ def test_the_bundled_model_names_the_recipe_file_that_made_it():
         ('name = "x"\n[flavour]\nsweet = true\n', "unknown key(s) flavour"),
         ('[heads]\nhidden = 3\n', "missing key(s) name"),
         ('name = "x"\n[heads\n', "recipe"),
+        ('name = "x"\n[model]\nbackbones = ["tiny_a", "tiny_a"]\n', "must be different backbones"),
+        ('name = "x"\n[views]\narea = [0.0, 1.0]\n', "views.area/aspect must be"),
+        ('name = "x"\n[heads]\ndropout = 1.5\n', "heads.input_dropout/dropout must be in [0, 1)"),
     ],
 )
 def test_a_bad_recipe_is_refused_with_the_key_named(tmp_path, text, message):
