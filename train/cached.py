@@ -31,19 +31,14 @@ def load_or_compute(cache: Path | None, prefix: str, key: dict | None, compute: 
     if cache is None or key is None:
         return compute(), round(time.monotonic() - start, 1)
     target = path(cache, prefix, key)
-    side = target.with_suffix(".json")
     if target.exists():
         print(f"{what}: {target}", flush=True)
-        return np.load(target), (json.loads(side.read_text())["seconds"] if side.exists() else None)
+        return np.load(target), seconds(cache, prefix, key)
     out = compute()
-    seconds = round(time.monotonic() - start, 1)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.npy")
     np.save(tmp, out)
-    tmp.rename(target)
-    side.write_text(json.dumps({"seconds": seconds}), encoding="utf-8")
-    print(f"{what}: {target} ({seconds:.0f} s)", flush=True)
-    return out, seconds
+    return out, _publish(tmp, target, start, what)
 
 
 def load_or_fill(cache: Path | None, prefix: str, key: dict | None, shape: tuple[int, ...], fill: Callable[[np.ndarray], None],
@@ -64,16 +59,22 @@ def load_or_fill(cache: Path | None, prefix: str, key: dict | None, shape: tuple
         fill(array)
         array.flush()
         del array
-        tmp.rename(target)
-        seconds = round(time.monotonic() - start, 1)
-        target.with_suffix(".json").write_text(json.dumps({"seconds": seconds}), encoding="utf-8")
-        print(f"{what}: {target} ({seconds:.0f} s)", flush=True)
+        _publish(tmp, target, start, what)
     else:
         print(f"{what}: {target}", flush=True)
     out = np.load(target, mmap_mode="r")
     if out.shape != shape:
         raise ValueError(f"{target} holds {out.shape}, expected {shape}: remove it")
     return out
+
+
+def _publish(tmp: Path, target: Path, start: float, what: str) -> float:
+    """Rename a finished array into place (an interrupted run leaves no half file) and record the seconds it took."""
+    tmp.rename(target)
+    took = round(time.monotonic() - start, 1)
+    target.with_suffix(".json").write_text(json.dumps({"seconds": took}), encoding="utf-8")
+    print(f"{what}: {target} ({took:.0f} s)", flush=True)
+    return took
 
 
 def seconds(cache: Path | None, prefix: str, key: dict | None) -> float | None:

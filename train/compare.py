@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train import bootstrap, calibrate, data, quiet, recipe
+from train import bootstrap, data, quiet, recipe
 from train.report import CV_COLUMNS, fmt, pm, table
 
 RESAMPLES = 500
@@ -66,7 +66,6 @@ def compare(recipes: list[recipe.Recipe], folders: list[Path], weights: Path, ca
         _, feats, keys = features.every_backbone(r, dataset, weights, cache)
         results[r.name] = crossval.cross_validate(r, dataset, folds, feats, keys, cache)
     labels, reference = dataset.labels, results[first.name]
-    pred = {name: calibrate.crossfit_decisions(labels, res["scores"], folds) for name, res in results.items()}
     out = {"data": {"folders": dataset.folders, "counts": dataset.counts, "labels": dataset.label_names}, "reference": first.name,
            "recipes": {}}
     subsets = {"all": np.arange(len(labels))}
@@ -75,8 +74,8 @@ def compare(recipes: list[recipe.Recipe], folders: list[Path], weights: Path, ca
     for r in recipes:
         res = results[r.name]
         boot = {
-            name: bootstrap.paired(labels[rows], res["scores"][rows], pred[r.name][rows],
-                                   None if r is first else reference["scores"][rows], None if r is first else pred[first.name][rows],
+            name: bootstrap.paired(labels[rows], res["scores"][rows], res["pred"][rows],
+                                   None if r is first else reference["scores"][rows], None if r is first else reference["pred"][rows],
                                    resamples=RESAMPLES)
             for name, rows in subsets.items()
         }
@@ -93,7 +92,7 @@ def markdown(comparison: dict) -> list[str]:
     """compare.md: one row per recipe, pooled figures with 95% intervals and the paired difference to the reference."""
     reference, recipes = comparison["reference"], comparison["recipes"]
     lines = [
-        f"# Recipes compared on {sum(c['used'] for k, c in comparison['data']['counts'].items() if k != 'all')} posters "
+        f"# Recipes compared on {comparison['data']['counts']['all']['used']} posters "
         f"({', '.join(comparison['data']['folders'])})",
         "",
         f"Same posters, same folds. Fold mean ± sd; pooled out-of-fold figures with 95% bootstrap intervals over posters "

@@ -82,20 +82,22 @@ def cross_validate(recipe: Recipe, dataset: Dataset, folds: np.ndarray, feats: d
         seconds += took or 0.0
         epochs[name], curves[name] = best_epoch(curve, labels)
         oof[name] = curve[epochs[name] - 1]
-    sets = {}
-    for combo in candidates(list(feats)):
-        sets["+".join(combo)] = evaluate(labels, np.mean([oof[n] for n in combo], axis=0), folds)
-        f = sets["+".join(combo)]["folds"]
-        print(f"CV {'+'.join(combo):32s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in HEADLINE), flush=True)
+    shipped = "+".join(recipe.model.backbones)
     scores = np.mean([oof[n] for n in recipe.model.backbones], axis=0)
-    result = sets["+".join(recipe.model.backbones)]
+    pred = calibrate.crossfit_decisions(labels, scores, folds)  # the shipped set's decisions, made once
+    sets = {}
+    for combo in map("+".join, candidates(list(feats))):
+        sets[combo] = evaluate(labels, np.mean([oof[n] for n in combo.split("+")], axis=0), folds, pred if combo == shipped else None)
+        f = sets[combo]["folds"]
+        print(f"CV {combo:32s} " + "  ".join(f"{k} {f[k]['mean']:.3f}+/-{f[k]['sd']:.3f}" for k in HEADLINE), flush=True)
+    result = sets[shipped]
     if len(dataset.folders) > 1:
-        pred = calibrate.crossfit_decisions(labels, scores, folds)
         result["sources"] = {
             folder: evaluate(labels[rows], scores[rows], folds[rows], pred[rows])
             for folder, rows in ((f, dataset.folder_rows(k)) for k, f in enumerate(dataset.folders))
         }
-    return {"epochs": epochs, "curves": curves, "oof": oof, "sets": sets, "scores": scores, "result": result, "seconds": round(seconds, 1)}
+    return {"epochs": epochs, "curves": curves, "oof": oof, "sets": sets, "scores": scores, "pred": pred, "result": result,
+            "seconds": round(seconds, 1)}
 
 
 def candidates(names: list[str]) -> list[tuple[str, ...]]:

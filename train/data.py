@@ -142,12 +142,13 @@ def load(roots: list[Path], spec: artifact.InputSpec, min_examples: int, limit: 
             if poster_id in where:
                 raise DataError(f"poster {poster_id} is in two data folders: {where[poster_id]} and {root}")
             where[poster_id] = root
-        ok = _readable([root / "Images" / f"{i}.jpg" for i in folder_ids], spec, workers)
+        folder_paths = [root / "Images" / f"{i}.jpg" for i in folder_ids]
+        ok = _readable(folder_paths, spec, workers)
         if not ok.any():
             raise DataError(f"none of the {len(folder_ids)} posters in {root}/Images could be read: {LAYOUT}")
-        kept = [i for i, good in zip(folder_ids, ok, strict=True) if good]
-        ids += kept
-        paths += [root / "Images" / f"{i}.jpg" for i in kept]
+        kept = np.flatnonzero(ok)
+        ids += [folder_ids[i] for i in kept]
+        paths += [folder_paths[i] for i in kept]
         sources += [k] * len(kept)
         tables.append(labels[ok])
         counts[str(root)] = {"rows_unique": len(folder_ids), "duplicate_rows": duplicates,

@@ -85,12 +85,12 @@ def member_costs(recipe: Recipe, out: Path, members: dict, manifest: dict, poste
     """File size and warm single-thread latency of each backbone alone (exported like the ensemble, into ``out``/members)."""
     from train import model
 
+    if len(members) == 1:  # the ensemble itself
+        return {}
     result = {}
     spec = recipe.model.spec()
     thresholds = np.array([manifest["thresholds"][label] for label in manifest["labels"]])
     for name, member in members.items():
-        if len(members) == 1:
-            break
         single = model.ensemble(spec.height, spec.width, {name: member})
         tflite = to_tflite(single, spec.height, spec.width)
         written = artifact.write(out / "members" / name, tflite,
